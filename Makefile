@@ -1,0 +1,39 @@
+# ml4ms: `make run` (the main job) and `make test` work on a fresh clone with nothing installed by hand.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Real data lives beside the repository in CI and on development machines; elsewhere the
+# dataset loaders download it (pinned URL + sha256) into a cache.
+ML4MS_DATA_DIR ?= $(shell test -d ../shared/data && cd ../shared/data && pwd)
+export ML4MS_DATA_DIR
+
+.PHONY: run test bench install install-test clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# torch first, pinned: a package that asks for any torch then finds it satisfied.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e ".[test]" "torch==2.13.0"
+	touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+run: install
+	$(BIN)/ml4ms demo --output runs/demo
+
+test: install-test
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q
+
+bench: install-test
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

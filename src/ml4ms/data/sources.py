@@ -1,0 +1,44 @@
+"""One entry point for "some structures": a file path or a public-dataset spec.
+
+A spec is ``NAME[:OPTION...]`` with the options in a fixed order per dataset, e.g.
+``mlearn:Cu:test`` for ``datasets.load("mlearn", element="Cu", split="test")``. An
+existing file always wins over a spec of the same name.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ase import Atoms
+
+# Positional meaning of the parts after the dataset name.
+SPEC_OPTIONS: dict[str, tuple[str, ...]] = {
+    "mlearn": ("element", "split"),
+    "perov_5": ("split",),
+    "aspirin_gfn2": (),
+}
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, str]] | None:
+    """``("mlearn", {"element": "Cu", "split": "test"})`` for ``"mlearn:Cu:test"``; None if not a spec."""
+    name, *parts = spec.split(":")
+    if name not in SPEC_OPTIONS or Path(spec).exists():
+        return None
+    names = SPEC_OPTIONS[name]
+    if len(parts) > len(names):
+        raise ValueError(f"dataset spec {spec!r} has too many parts; expected {':'.join([name, *names])}")
+    return name, dict(zip(names, parts))
+
+
+def read_structures(spec: str | os.PathLike, **read_options) -> list[Atoms]:
+    """Structures from a file (any format :func:`ml4ms.data.read` takes) or a dataset spec."""
+    parsed = parse_spec(str(spec))
+    if parsed is not None:
+        from .datasets import load
+
+        name, options = parsed
+        return load(name, **options)
+    from .io import read
+
+    return read(spec, **read_options)

@@ -1,0 +1,209 @@
+"""The potential contract every model family implements.
+
+An :class:`AtomisticModel` maps an :class:`~ml4ms.data.AtomicGraph` to per-atom energies.
+Everything else -- total energies, per-element reference energies, forces, stress,
+unknown-element checks, saving and loading -- is done here, once, for all families::
+
+    E_i   = atomic_energies(graph)[i] + E0[Z_i]         (eV)
+    E     = sum_i E_i over the atoms of each structure  (eV)
+    F     = -dE/dR                                      (eV/Å, autograd)
+    sigma = (1/V) dE/d(eps)  at eps = 0                 (eV/Å³, autograd; ASE sign)
+
+The stress comes from a symmetric strain ``eps`` applied to positions and cell
+(``R -> R (1 + eps)``, ``cell -> cell (1 + eps)``), differentiated by a vector-Jacobian
+product: no descriptor Jacobian is ever materialised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from ase.data import chemical_symbols
+from torch import nn
+
+from ..data.graph import AtomicGraph
+from ..errors import UnknownElementError
+
+N_ELEMENTS = 119  # atomic numbers 0..118
+
+_REGISTRY: dict[str, type[AtomisticModel]] = {}
+
+
+def model_class(name: str) -> type[AtomisticModel]:
+    """The model class registered under ``name`` (its class name)."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY)) or "none"
+        raise KeyError(f"unknown model class {name!r}; known: {known}") from None
+
+
+class AtomisticModel(nn.Module):
+    """Base class of all potentials: graph -> per-atom energies -> energies, forces, stress.
+
+    Subclasses implement :meth:`atomic_energies` and :meth:`get_config`, and take the
+    entries of ``get_config()`` as keyword arguments of ``__init__`` so that a model
+    can be rebuilt from its file. They are registered by class name on definition.
+
+    Parameters
+    ----------
+    cutoff
+        Interaction cutoff, Å. Graphs passed to the model must have been built with
+        at least this cutoff.
+    species
+        Atomic numbers the model knows, or None for a model that takes any element
+        (an analytic pair potential, say). Structures holding other elements are
+        rejected with :class:`~ml4ms.errors.UnknownElementError`.
+    reference_energies
+        Per-element reference energies E0, eV, added to each atom's energy: a mapping
+        from atomic number or symbol to energy.
+    """
+
+    registry_name: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _REGISTRY[cls.registry_name or cls.__name__] = cls
+
+    def __init__(
+        self,
+        cutoff: float,
+        species: Sequence[int] | None = None,
+        reference_energies: dict[int | str, float] | None = None,
+    ) -> None:
+        super().__init__()
+        if not cutoff > 0:
+            raise ValueError(f"cutoff must be positive, got {cutoff}")
+        self.cutoff = float(cutoff)
+        self.species = None if species is None else sorted({int(z) for z in species})
+        known = torch.zeros(N_ELEMENTS, dtype=torch.bool)
+        if self.species is None:
+            known[:] = True
+        else:
+            known[self.species] = True
+        self.register_buffer("known_elements", known, persistent=False)
+        self.register_buffer("reference_energies", torch.zeros(N_ELEMENTS, dtype=torch.float64))
+        if reference_energies:
+            self.set_reference_energies(reference_energies)
+
+    # ------------------------------------------------------------------ contract
+    def atomic_energies(self, graph: AtomicGraph) -> torch.Tensor:
+        """Per-atom energies without the reference energies, shape (N,), eV.
+
+        Must be differentiable in ``graph.positions`` and ``graph.cell``; use
+        :meth:`AtomicGraph.edge_vectors` for geometry.
+        """
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        """The subclass's own constructor arguments (JSON-serialisable).
+
+        ``cutoff``-defining arguments belong here; ``species`` is added by :attr:`config`
+        and the reference energies travel with the weights.
+        """
+        raise NotImplementedError
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """All constructor arguments that rebuild this model (with ``species``)."""
+        return {**self.get_config(), "species": self.species}
+
+    # ------------------------------------------------------------------ E0
+    def set_reference_energies(self, energies: dict[int | str, float]) -> None:
+        """Set per-element reference energies E0 (eV), keyed by atomic number or symbol."""
+        with torch.no_grad():
+            for element, value in energies.items():
+                z = chemical_symbols.index(element) if isinstance(element, str) else int(element)
+                self.reference_energies[z] = float(value)
+
+    def get_reference_energies(self) -> dict[str, float]:
+        """Non-zero per-element reference energies, eV, keyed by symbol."""
+        values = self.reference_energies.detach().cpu().numpy()
+        return {chemical_symbols[z]: float(values[z]) for z in np.flatnonzero(values)}
+
+    # ------------------------------------------------------------------ evaluation
+    def check_elements(self, graph: AtomicGraph) -> None:
+        """Raise UnknownElementError, naming the structure, for an element the model does not know."""
+        unknown = ~self.known_elements[graph.numbers]
+        if bool(unknown.any()):
+            atom = int(torch.nonzero(unknown)[0, 0])
+            z = int(graph.numbers[atom])
+            known = ", ".join(chemical_symbols[s] for s in self.species or [])
+            raise UnknownElementError(
+                f"element {chemical_symbols[z]} (Z={z}) is not one of the model's elements ({known})",
+                index=int(graph.batch[atom]),
+                field="numbers",
+            )
+
+    def forward(
+        self,
+        graph: AtomicGraph,
+        *,
+        compute_forces: bool = True,
+        compute_stress: bool = False,
+        create_graph: bool | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Energies, and forces and stress by autograd.
+
+        Parameters
+        ----------
+        graph
+            The batch of structures.
+        compute_forces, compute_stress
+            Which derivatives to compute. Stress needs every structure to have a cell
+            of non-zero volume.
+        create_graph
+            Keep the autograd graph of forces and stress (for training on them).
+            Defaults to ``self.training``.
+
+        Returns
+        -------
+        dict
+            ``"energy"`` (B,) eV; ``"energies"`` (N,) eV; ``"forces"`` (N, 3) eV/Å if
+            asked; ``"stress"`` (B, 3, 3) eV/Å³ if asked (ASE sign: positive = tensile).
+        """
+        self.check_elements(graph)
+        if graph.cutoff < self.cutoff - 1e-12:
+            raise ValueError(
+                f"the graph was built with cutoff {graph.cutoff} Å < the model's {self.cutoff} Å"
+            )
+        create_graph = self.training if create_graph is None else create_graph
+        positions, cell = graph.positions, graph.cell
+        inputs = []
+        if compute_forces:
+            positions = positions.detach().requires_grad_(True) if not positions.requires_grad else positions
+            inputs.append(positions)
+        if compute_stress:
+            strain = torch.zeros_like(cell, requires_grad=True)
+            symmetric = 0.5 * (strain + strain.transpose(1, 2))
+            positions = positions + torch.einsum("na,nab->nb", positions, symmetric[graph.batch])
+            cell = cell + torch.bmm(cell, symmetric)
+            inputs.append(strain)
+        strained = graph.replace(positions=positions, cell=cell)
+
+        energies = self.atomic_energies(strained)
+        energies = energies + self.reference_energies.to(energies.dtype)[graph.numbers]
+        energy = torch.zeros(graph.n_structures, dtype=energies.dtype, device=energies.device)
+        energy = energy.index_add(0, graph.batch, energies)
+        out = {"energy": energy, "energies": energies}
+        if inputs:
+            grads = torch.autograd.grad(
+                energy.sum(), inputs, create_graph=create_graph, allow_unused=True
+            )
+            grads = [torch.zeros_like(x) if g is None else g for x, g in zip(inputs, grads)]
+            if compute_forces:
+                out["forces"] = -grads[0]
+            if compute_stress:
+                volumes = graph.volumes()
+                if bool((volumes <= 0).any()):
+                    raise ValueError("stress needs a cell of non-zero volume for every structure")
+                out["stress"] = grads[-1] / volumes.to(energy.dtype)[:, None, None]
+        return out
+
+    @property
+    def elements(self) -> list[str] | None:
+        """Symbols of the model's elements, or None when it takes any element."""
+        return None if self.species is None else [chemical_symbols[z] for z in self.species]

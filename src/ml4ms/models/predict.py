@@ -1,0 +1,108 @@
+"""Batched evaluation of a model on many structures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from ase import Atoms
+from tqdm.auto import tqdm
+
+from ..data.graph import AtomicGraph
+from .base import AtomisticModel
+
+
+@dataclass
+class Predictions:
+    """Model outputs for a list of structures, in ASE units.
+
+    Attributes
+    ----------
+    energy
+        ndarray of shape (n_structures,), eV.
+    forces
+        list of ndarrays of shape (n_atoms_k, 3), eV/Å.
+    stress
+        ndarray of shape (n_structures, 6), eV/Å³, Voigt (xx, yy, zz, yz, xz, xy);
+        NaN for structures without a 3-D cell. None when not computed.
+    n_atoms
+        ndarray of shape (n_structures,), int.
+    """
+
+    energy: np.ndarray
+    forces: list[np.ndarray]
+    stress: np.ndarray | None
+    n_atoms: np.ndarray
+
+
+def _batches(images: Sequence[Atoms], max_atoms: int) -> Iterable[list[int]]:
+    """Consecutive index groups holding at most ``max_atoms`` atoms (at least one structure)."""
+    group: list[int] = []
+    count = 0
+    for k, atoms in enumerate(images):
+        if group and count + len(atoms) > max_atoms:
+            yield group
+            group, count = [], 0
+        group.append(k)
+        count += len(atoms)
+    if group:
+        yield group
+
+
+def predict(
+    model: AtomisticModel,
+    images: Sequence[Atoms],
+    *,
+    compute_stress: bool = True,
+    max_atoms_per_batch: int = 4096,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+) -> Predictions:
+    """Energies, forces and stresses of many structures, evaluated in batches.
+
+    Parameters
+    ----------
+    model
+        Any ml4ms model.
+    images
+        The structures; their labels are ignored.
+    compute_stress
+        Compute stresses (for structures with a 3-D cell).
+    max_atoms_per_batch
+        Memory bound: batches hold at most this many atoms.
+    device
+        Device to evaluate on; default the model's.
+    progress
+        Show a progress bar.
+    """
+    model = model.eval()
+    reference = model.reference_energies
+    device = reference.device if device is None else torch.device(device)
+    dtype = reference.dtype
+    n = len(images)
+    energy = np.zeros(n)
+    forces: list[np.ndarray] = [np.zeros((0, 3))] * n
+    stress = np.full((n, 6), np.nan) if compute_stress else None
+    periodic = np.array([a.cell.rank == 3 for a in images], dtype=bool)
+    groups = list(_batches(images, max_atoms_per_batch))
+    for group in tqdm(groups, desc="predict", disable=not progress, unit="batch"):
+        # Structures without a 3-D cell get no stress; evaluate them in batches of their own kind.
+        for kind in (True, False):
+            members = [k for k in group if periodic[k] == kind]
+            if not members:
+                continue
+            graph = AtomicGraph.from_atoms([images[k] for k in members], model.cutoff,
+                                           dtype=dtype, device=device, labels=False)
+            out = model(graph, compute_forces=True, compute_stress=compute_stress and kind,
+                        create_graph=False)
+            energy[members] = out["energy"].detach().cpu().numpy()
+            split = np.cumsum([len(images[k]) for k in members])[:-1]
+            for k, f in zip(members, np.split(out["forces"].detach().cpu().numpy(), split)):
+                forces[k] = f
+            if compute_stress and kind:
+                s = out["stress"].detach().cpu().numpy()
+                stress[members] = s[:, [0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+    return Predictions(energy=energy, forces=forces, stress=stress,
+                       n_atoms=np.array([len(a) for a in images]))

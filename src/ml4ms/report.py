@@ -1,0 +1,114 @@
+"""Plots and HTML reports: parity plots, error distributions, time series."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.units import GPa
+
+from . import keys
+from .models.predict import Predictions
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: reports must render on machines without a display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write text to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def write_json(path: str | os.PathLike, data: Any) -> Path:
+    """Write JSON atomically, indented."""
+    return atomic_write_text(path, json.dumps(data, indent=2, default=float) + "\n")
+
+
+def parity_plot(images: Sequence[Atoms], predictions: Predictions, path: str | os.PathLike) -> Path:
+    """Predicted vs reference energies (meV/atom), force components (eV/Å), stresses (GPa)."""
+    plt = _pyplot()
+    n = predictions.n_atoms
+    panels = []
+    e_ref = np.array([a.info.get(keys.ENERGY, np.nan) for a in images]) / n
+    panels.append(("energy (eV/atom)", e_ref, predictions.energy / n))
+    has_f = [k for k, a in enumerate(images) if keys.FORCES in a.arrays]
+    if has_f:
+        panels.append(("force components (eV/Å)",
+                       np.concatenate([images[k].arrays[keys.FORCES] for k in has_f]).ravel(),
+                       np.concatenate([predictions.forces[k] for k in has_f]).ravel()))
+    if predictions.stress is not None:
+        has_s = [k for k, a in enumerate(images) if keys.STRESS in a.info and np.isfinite(predictions.stress[k]).all()]
+        if has_s:
+            panels.append(("stress components (GPa)",
+                           np.array([images[k].info[keys.STRESS] for k in has_s]).ravel() / GPa,
+                           predictions.stress[has_s].ravel() / GPa))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.0), squeeze=False)
+    for ax, (label, ref, pred) in zip(axes[0], panels):
+        ok = np.isfinite(ref) & np.isfinite(pred)
+        ax.scatter(ref[ok], pred[ok], s=4, alpha=0.5)
+        lo, hi = np.min([ref[ok].min(), pred[ok].min()]), np.max([ref[ok].max(), pred[ok].max()])
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        mae = np.abs(ref[ok] - pred[ok]).mean()
+        ax.set(xlabel=f"reference {label}", ylabel=f"predicted {label}", title=f"MAE {mae:.3g}")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def time_series_plot(columns: dict[str, np.ndarray], x: str, path: str | os.PathLike) -> Path:
+    """One panel per column against column ``x`` (e.g. temperature and energy vs time)."""
+    plt = _pyplot()
+    names = [c for c in columns if c != x]
+    fig, axes = plt.subplots(len(names), 1, figsize=(6, 2.2 * len(names)), sharex=True, squeeze=False)
+    for ax, name in zip(axes[:, 0], names):
+        ax.plot(columns[x], columns[name], lw=1)
+        ax.set_ylabel(name)
+    axes[-1, 0].set_xlabel(x)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def html_report(path: str | os.PathLike, title: str, sections: Sequence[tuple[str, str | dict, str | None]]) -> Path:
+    """A self-contained HTML page: for each section a heading, a table or text, and an image.
+
+    ``sections`` holds ``(heading, body, image)`` with ``body`` a string or a flat dict
+    shown as a table, and ``image`` a path relative to the report (or None).
+    """
+    parts = [f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             "<style>body{font-family:sans-serif;max-width:70em;margin:auto}"
+             "td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left}</style>",
+             f"<h1>{html.escape(title)}</h1>"]
+    for heading, body, image in sections:
+        parts.append(f"<h2>{html.escape(heading)}</h2>")
+        if isinstance(body, dict):
+            rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+                           for k, v in body.items())
+            parts.append(f"<table>{rows}</table>")
+        elif body:
+            parts.append(f"<pre>{html.escape(body)}</pre>")
+        if image:
+            parts.append(f"<img src='{html.escape(image)}' style='max-width:100%'>")
+    return atomic_write_text(path, "\n".join(parts) + "\n")

@@ -1,0 +1,100 @@
+"""ASE calculator for any :class:`~ml4ms.models.AtomisticModel`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.calculators.calculator import Calculator as _AseCalculator
+from ase.calculators.calculator import PropertyNotImplementedError, all_changes
+from ase.stress import full_3x3_to_voigt_6_stress
+
+from ..data.graph import AtomicGraph
+from ..data.neighbors import neighbor_list
+from ..models.base import AtomisticModel
+
+
+class Calculator(_AseCalculator):
+    """ASE calculator that evaluates an ml4ms model.
+
+    Parameters
+    ----------
+    model
+        An :class:`~ml4ms.models.AtomisticModel`, or the path of a model file
+        written by :func:`ml4ms.save`.
+    device
+        Torch device to evaluate on (``"cpu"``, ``"cuda"``).
+    dtype
+        Floating-point dtype of the evaluation; default float64.
+
+    Notes
+    -----
+    Results, in ASE units: ``energy`` and ``free_energy`` (eV, equal: the model has no
+    electronic entropy), ``energies`` (N,) eV, ``forces`` (N, 3) eV/Å and ``stress``
+    (6,) eV/Å³ in Voigt order (xx, yy, zz, yz, xz, xy), positive = tensile. Stress is
+    available for cells of non-zero volume only.
+
+    Examples
+    --------
+    >>> from ase.build import bulk
+    >>> from ml4ms.models import LennardJones
+    >>> from ml4ms.simulate import Calculator
+    >>> atoms = bulk("Ar", "fcc", a=5.26)
+    >>> atoms.calc = Calculator(LennardJones(sigma=3.4, epsilon=0.0104))
+    >>> round(atoms.get_potential_energy(), 4)
+    -0.0799
+    """
+
+    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
+
+    def __init__(
+        self,
+        model: AtomisticModel | str | os.PathLike,
+        *,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float64,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(model, AtomisticModel):
+            from ..serialization import load
+
+            model = load(model)
+        self.model = model.to(device=device, dtype=dtype).eval()
+        self.device = torch.device(device)
+        self.dtype = dtype
+
+    def calculate(
+        self,
+        atoms: Atoms | None = None,
+        properties: Sequence[str] = ("energy",),
+        system_changes: Sequence[str] = all_changes,
+    ) -> None:
+        super().calculate(atoms, properties, system_changes)
+        atoms = self.atoms
+        want_stress = "stress" in properties
+        if want_stress and atoms.cell.rank < 3:
+            raise PropertyNotImplementedError("stress needs a cell with three lattice vectors")
+        # Stress comes almost for free with forces; compute it whenever the cell allows,
+        # so that a later get_stress() needs no second evaluation.
+        compute_stress = atoms.cell.rank == 3
+        nl = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, self.model.cutoff)
+        graph = AtomicGraph.from_atoms(
+            atoms, self.model.cutoff, dtype=self.dtype, device=self.device,
+            neighbor_lists=[nl], labels=False,
+        )
+        out = self.model(graph, compute_forces=True, compute_stress=compute_stress, create_graph=False)
+        energy = float(out["energy"].detach().cpu()[0])
+        self.results = {
+            "energy": energy,
+            "free_energy": energy,
+            "energies": out["energies"].detach().cpu().numpy().astype(np.float64),
+            "forces": out["forces"].detach().cpu().numpy().astype(np.float64),
+        }
+        if compute_stress:
+            stress = out["stress"].detach().cpu().numpy()[0].astype(np.float64)
+            self.results["stress"] = full_3x3_to_voigt_6_stress(stress)
+
