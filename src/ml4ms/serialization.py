@@ -14,12 +14,14 @@ string metadata holds one JSON document under the key ``"ml4ms"``::
       "reference_energies": {"Cu": -3.7},   # eV, per element
       "training_data_hash": "sha256:...",   # or null
       "metrics": {...},
-      "weights_sha256": "..."          # over the tensor data, to detect tampering
+      "sha256": "..."                  # over this header and the tensors
     }
 
 Anyone can read the header without ml4ms (``safetensors.safe_open(...).metadata()``),
 and loading executes no code from the file: the class is looked up in ml4ms's own
-registry and rebuilt from ``config``.
+registry and rebuilt from ``config``. The checksum covers the header as well as the
+weights, so an edited configuration is caught like an edited weight (a checksum is no
+signature: it detects corruption and careless edits, not a deliberate forgery).
 """
 
 from __future__ import annotations
@@ -44,8 +46,10 @@ UNITS = {"energy": "eV", "length": "Å", "forces": "eV/Å", "stress": "eV/Å^3"}
 _MAGIC_KEY = "ml4ms"
 
 
-def _weights_digest(tensors: dict[str, torch.Tensor]) -> str:
+def _digest(header: dict[str, Any], tensors: dict[str, torch.Tensor]) -> str:
     digest = hashlib.sha256()
+    body = {k: v for k, v in header.items() if k != "sha256"}
+    digest.update(json.dumps(body, sort_keys=True, ensure_ascii=False).encode())
     for name in sorted(tensors):
         tensor = tensors[name].detach().cpu().contiguous()
         digest.update(name.encode())
@@ -98,8 +102,8 @@ def save(
         "training_data_hash": training_data_hash,
         "metrics": metrics or {},
         "extra": extra or {},
-        "weights_sha256": _weights_digest(tensors),
     }
+    header["sha256"] = _digest(header, tensors)
     text = json.dumps(header, ensure_ascii=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -138,6 +142,8 @@ def read_header(path: str | os.PathLike) -> dict[str, Any]:
         header = json.loads(metadata[_MAGIC_KEY])
     except json.JSONDecodeError as exc:
         raise ModelFileError(f"the ml4ms header is not valid JSON ({exc})", path=path) from None
+    if not isinstance(header, dict):
+        raise ModelFileError("the ml4ms header is not a JSON object", path=path)
     version = header.get("format_version")
     if not isinstance(version, int):
         raise ModelFileError("the header has no format_version", path=path)
@@ -147,6 +153,9 @@ def read_header(path: str | os.PathLike) -> dict[str, Any]:
             f"reads (up to {FORMAT_VERSION}); upgrade ml4ms to load it",
             path=path,
         )
+    missing = [key for key in ("class", "config", "cutoff", "sha256") if key not in header]
+    if missing:
+        raise ModelFileError(f"the header lacks {', '.join(missing)}", path=path)
     return header
 
 
@@ -167,13 +176,16 @@ def load(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -
         tensors = load_file(str(path), device=str(map_location))
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelFileError(f"the weights cannot be read ({exc})", path=path) from None
-    if _weights_digest(tensors) != header.get("weights_sha256"):
-        raise ModelFileError("the weights do not match their checksum: the file was modified", path=path)
+    if _digest(header, tensors) != header["sha256"]:
+        raise ModelFileError("the header and weights do not match their checksum: the file was modified",
+                             path=path)
     try:
-        cls = model_class(header["class"])
+        cls = model_class(str(header["class"]))
     except KeyError as exc:
         raise ModelFileError(str(exc.args[0]), path=path) from None
     try:
+        if not isinstance(header["config"], dict):
+            raise TypeError("config is not a JSON object")
         model = cls(**header["config"])
         model.load_state_dict(tensors, strict=True)
         model.to(getattr(torch, header.get("dtype", "float64")))

@@ -88,3 +88,15 @@ def test_unknown_element_in_training_data_is_rejected():
     water.info["energy"] = -1.0
     with pytest.raises(ValueError, match="elements"):
         model.fit([water])
+
+
+def test_passes_the_public_conformance_checks():
+    from ml4ms import testing
+
+    model = LinearPairPotential(species=[29, 79], cutoff=4.5, n_basis=8, r_min=1.8)
+    with torch.no_grad():
+        model.weights.copy_(0.05 * torch.randn_like(model.weights))
+    model.set_reference_energies({"Cu": -3.0, "Au": -2.0})
+    ran = testing.run_model_checks(model, _mixed_structures())
+    assert {"forces", "stress", "invariance", "batch", "cross_gradient", "smooth_at_cutoff"} <= set(ran)
+    testing.assert_smooth_at_cutoff(model, element="Cu")

@@ -41,6 +41,18 @@ def model_class(name: str) -> type[AtomisticModel]:
         raise KeyError(f"unknown model class {name!r}; known: {known}") from None
 
 
+def _atomic_number(element: int | str) -> int:
+    """Atomic number of a symbol ("Cu") or number (29), with a clear error for neither."""
+    if isinstance(element, str):
+        if element not in chemical_symbols[1:]:
+            raise ValueError(f"unknown element symbol {element!r}")
+        return chemical_symbols.index(element)
+    z = int(element)
+    if not 0 < z < N_ELEMENTS:
+        raise ValueError(f"atomic number out of range: {z}")
+    return z
+
+
 class AtomisticModel(nn.Module):
     """Base class of all potentials: graph -> per-atom energies -> energies, forces, stress.
 
@@ -71,14 +83,14 @@ class AtomisticModel(nn.Module):
     def __init__(
         self,
         cutoff: float,
-        species: Sequence[int] | None = None,
+        species: Sequence[int | str] | None = None,
         reference_energies: dict[int | str, float] | None = None,
     ) -> None:
         super().__init__()
         if not cutoff > 0:
             raise ValueError(f"cutoff must be positive, got {cutoff}")
         self.cutoff = float(cutoff)
-        self.species = None if species is None else sorted({int(z) for z in species})
+        self.species = None if species is None else sorted({_atomic_number(z) for z in species})
         known = torch.zeros(N_ELEMENTS, dtype=torch.bool)
         if self.species is None:
             known[:] = True
@@ -116,8 +128,7 @@ class AtomisticModel(nn.Module):
         """Set per-element reference energies E0 (eV), keyed by atomic number or symbol."""
         with torch.no_grad():
             for element, value in energies.items():
-                z = chemical_symbols.index(element) if isinstance(element, str) else int(element)
-                self.reference_energies[z] = float(value)
+                self.reference_energies[_atomic_number(element)] = float(value)
 
     def get_reference_energies(self) -> dict[str, float]:
         """Non-zero per-element reference energies, eV, keyed by symbol."""

@@ -54,7 +54,7 @@ class LinearPairPotential(AtomisticModel):
 
     def __init__(
         self,
-        species: Sequence[int],
+        species: Sequence[int | str],
         cutoff: float = 5.0,
         n_basis: int = 16,
         r_min: float = 1.5,

@@ -11,6 +11,7 @@ from ase import Atoms
 from tqdm.auto import tqdm
 
 from ..data.graph import AtomicGraph
+from ..errors import UnknownElementError
 from .base import AtomisticModel
 
 
@@ -95,8 +96,12 @@ def predict(
                 continue
             graph = AtomicGraph.from_atoms([images[k] for k in members], model.cutoff,
                                            dtype=dtype, device=device, labels=False)
-            out = model(graph, compute_forces=True, compute_stress=compute_stress and kind,
-                        create_graph=False)
+            try:
+                out = model(graph, compute_forces=True, compute_stress=compute_stress and kind,
+                            create_graph=False)
+            except UnknownElementError as error:  # name the structure in the caller's list
+                raise UnknownElementError(error.message, index=members[error.index],
+                                          field=error.field) from None
             energy[members] = out["energy"].detach().cpu().numpy()
             split = np.cumsum([len(images[k]) for k in members])[:-1]
             for k, f in zip(members, np.split(out["forces"].detach().cpu().numpy(), split)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Sequence
 
@@ -26,12 +27,16 @@ class Calculator(_AseCalculator):
         An :class:`~ml4ms.models.AtomisticModel`, or the path of a model file
         written by :func:`ml4ms.save`.
     device
-        Torch device to evaluate on (``"cpu"``, ``"cuda"``).
+        Torch device to evaluate on (``"cpu"``, ``"cuda"``); default the model's.
     dtype
-        Floating-point dtype of the evaluation; default float64.
+        Floating-point dtype of the evaluation; default the model's.
 
     Notes
     -----
+    The calculator shares the model it is given (so a model that keeps training is seen
+    as it changes) unless another device or dtype is asked for, in which case it works on
+    a converted copy; it never changes the caller's model, nor its training mode.
+
     Results, in ASE units: ``energy`` and ``free_energy`` (eV, equal: the model has no
     electronic entropy), ``energies`` (N,) eV, ``forces`` (N, 3) eV/Å and ``stress``
     (6,) eV/Å³ in Voigt order (xx, yy, zz, yz, xz, xy), positive = tensile. Stress is
@@ -54,8 +59,8 @@ class Calculator(_AseCalculator):
         self,
         model: AtomisticModel | str | os.PathLike,
         *,
-        device: str | torch.device = "cpu",
-        dtype: torch.dtype = torch.float64,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -63,9 +68,12 @@ class Calculator(_AseCalculator):
             from ..serialization import load
 
             model = load(model)
-        self.model = model.to(device=device, dtype=dtype).eval()
-        self.device = torch.device(device)
-        self.dtype = dtype
+        reference = model.reference_energies
+        self.device = reference.device if device is None else torch.device(device)
+        self.dtype = reference.dtype if dtype is None else dtype
+        if (self.device, self.dtype) != (reference.device, reference.dtype):
+            model = copy.deepcopy(model).to(device=self.device, dtype=self.dtype)
+        self.model = model
 
     def calculate(
         self,
@@ -86,7 +94,12 @@ class Calculator(_AseCalculator):
             atoms, self.model.cutoff, dtype=self.dtype, device=self.device,
             neighbor_lists=[nl], labels=False,
         )
-        out = self.model(graph, compute_forces=True, compute_stress=compute_stress, create_graph=False)
+        training = self.model.training
+        try:
+            self.model.eval()
+            out = self.model(graph, compute_forces=True, compute_stress=compute_stress, create_graph=False)
+        finally:
+            self.model.train(training)
         energy = float(out["energy"].detach().cpu()[0])
         self.results = {
             "energy": energy,
