@@ -38,7 +38,9 @@ Every structure returned has passed :func:`ml4ms.data.validate.validate_structur
 from __future__ import annotations
 
 import bz2
+import functools
 import gzip
+import inspect
 import lzma
 import os
 import shutil
@@ -521,7 +523,9 @@ def write(
 
     Files are written atomically: to a temporary file in the same directory, then
     renamed over ``path`` (a database is copied, appended to, then renamed), so a
-    reader never sees a half-written file.
+    reader never sees a half-written file. A ``postgresql://`` database is appended to
+    in one transaction, committed after the last row: on failure no row is added
+    (the server's id sequence may still advance, leaving a gap in the row ids).
 
     Parameters
     ----------
@@ -711,7 +715,7 @@ def _write_db_rows(target: str | Path, db_type: str, images: list[Atoms], source
         rows.append((copy, kvp, data))
     try:
         db = _connect(target, db_type)
-        with db:  # one transaction for SQL back-ends
+        with _transaction(db):
             for copy, kvp, data in rows:
                 db.write(copy, key_value_pairs=kvp, data=data)
     except FileFormatError:
@@ -720,3 +724,25 @@ def _write_db_rows(target: str | Path, db_type: str, images: list[Atoms], source
         raise FileFormatError(
             f"cannot write to the ASE database: {_one_line(err)}", path=source
         ) from None
+
+
+@contextmanager
+def _transaction(db: Any) -> Iterator[None]:
+    """``with db:`` -- one transaction on ASE's SQL back-ends -- made all or nothing.
+
+    Two quirks are undone: inside ``with db:`` ASE commits every 5000 writes
+    (``managed_connection(commit_frequency=5000)``), so a large write could be left
+    half-committed; and ase-db-backends' PostgreSQL connection wrapper has no
+    ``rollback``, so a failed write raised an ``AttributeError`` from ``__exit__`` in
+    place of its own error. ASE's JSON database ignores ``with``; it is written to a
+    temporary copy anyway.
+    """
+    with db:
+        con = getattr(db, "connection", None)
+        if con is not None and not hasattr(con, "rollback") and hasattr(con, "con"):
+            con.rollback = con.con.rollback  # the wrapped psycopg2 connection's
+        managed = getattr(db, "managed_connection", None)
+        if managed is not None and "commit_frequency" in inspect.signature(managed).parameters:
+            # An instance attribute: only this connection object, discarded after.
+            db.managed_connection = functools.partial(managed, commit_frequency=2**62)
+        yield

@@ -1,0 +1,18 @@
+"""Descriptors of atomic environments and materials.
+
+Every descriptor is a ``torch.nn.Module`` on :class:`~ml4ms.data.AtomicGraph`,
+differentiable in positions and cell, with DScribe's ``create`` for NumPy users;
+:class:`Featurizer` turns any of them into a scikit-learn transformer.
+"""
+
+from .base import Descriptor
+from .composition import CompositionFeatures, CompositionFeaturizer, parse_formula
+from .featurizer import Featurizer
+
+__all__ = [
+    "CompositionFeatures",
+    "CompositionFeaturizer",
+    "Descriptor",
+    "Featurizer",
+    "parse_formula",
+]
