@@ -1,0 +1,116 @@
+"""Typed configuration of ``ml4ms fit``: YAML in, validated, with clear errors.
+
+A fit configuration is a nested YAML mapping that maps one-to-one onto the models
+below (``data``, ``model``, ``fit``, ``seed``, ``output``)::
+
+    data:
+      train: mlearn:Cu:train      # a file ml4ms.data.read takes, or a dataset spec
+      test: mlearn:Cu:test        # optional
+    model:
+      type: linear_pair           # one of MODEL_TYPES
+      cutoff: 5.0                 # ...and the model's own arguments
+    fit:
+      energy_sigma: 0.002         # eV/atom
+      force_sigma: 0.05           # eV/Å
+    output: runs/cu-pair/model.ml4ms
+
+Overrides from the command line use dotted keys (``--set fit.alpha=1e-8``); values are
+parsed as YAML, so numbers, lists and booleans keep their types.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Strict):
+    """Where the structures come from, and what their labels are called."""
+
+    train: str = Field(description="training structures: a file or a dataset spec such as mlearn:Cu:train")
+    test: str | None = Field(None, description="test structures, evaluated after the fit")
+    energy_key: str = "energy"
+    forces_key: str = "forces"
+    stress_key: str = "stress"
+
+
+class ModelConfig(BaseModel):
+    """``type`` picks the model family; every other key is passed to its constructor."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+
+    def arguments(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class FitConfig(_Strict):
+    """Weights of the observations (GAP's sigmas) and the regularisation of closed-form fits."""
+
+    energy_sigma: float = Field(0.002, gt=0, description="expected energy error, eV/atom")
+    force_sigma: float = Field(0.05, gt=0, description="expected force error, eV/Å")
+    stress_sigma: float | None = Field(0.005, gt=0, description="expected stress error, eV/Å³; null ignores stresses")
+    alpha: float = Field(1e-6, ge=0, description="ridge penalty")
+
+
+class FitRunConfig(_Strict):
+    """The whole configuration of ``ml4ms fit``."""
+
+    data: DataConfig
+    model: ModelConfig
+    fit: FitConfig = FitConfig()
+    seed: int = 0
+    output: str = "model.ml4ms"
+
+
+def set_dotted(config: dict[str, Any], assignment: str) -> None:
+    """Apply ``"a.b.c=value"`` to a nested dict; the value is parsed as YAML."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set expects KEY=VALUE, got {assignment!r}")
+    key, _, text = assignment.partition("=")
+    parts = key.strip().split(".")
+    node = config
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {key}: {part} is not a section")
+        node = child
+    node[parts[-1]] = yaml.safe_load(text)
+
+
+def load_fit_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> FitRunConfig:
+    """Read, override and validate a fit configuration.
+
+    Raises
+    ------
+    ConfigError
+        Missing file, invalid YAML, unknown or missing keys, values of the wrong type
+        or out of range -- naming the file and the dotted key.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such configuration file")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    for assignment in overrides:
+        set_dotted(raw, assignment)
+    try:
+        return FitRunConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from None
