@@ -32,7 +32,11 @@ run: install
 test: install-test
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
-bench: install-test
+$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e ".[test,bench]" "torch==2.13.0"
+	touch $@
+
+bench: install-test $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/run_all.py
 
 clean:

@@ -29,3 +29,17 @@ def test_featurize_reads_a_yaml_file_and_rejects_unknown_descriptors(tmp_path, c
     assert main(["featurize", str(config), "mlearn:Si:test", str(tmp_path / "x.npz")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: descriptor must be one of soap, acsf")
+
+
+def test_featurize_with_soap_per_atom_rows_equal_the_python_api(tmp_path, data_dir, capsys):
+    from ml4ms.descriptors import SOAP
+
+    out = tmp_path / "soap.npz"
+    config = "{descriptor: soap, species: [Si], r_cut: 4.0, n_max: 3, l_max: 2, periodic: true}"
+    assert main(["featurize", config, "mlearn:Si:test", str(out)]) == 0
+    images = datasets.load("mlearn", element="Si", split="test")
+    expected = SOAP(["Si"], r_cut=4.0, n_max=3, l_max=2, periodic=True).create(images)
+    with np.load(out) as f:
+        assert f["features"].shape == (1525, 18)
+        np.testing.assert_allclose(f["features"], np.concatenate(list(expected)))
+        assert f["structure_index"][-1] == 24

@@ -49,6 +49,8 @@ def neighbor_list(
     cell: np.ndarray,
     pbc: np.ndarray | bool,
     cutoff: float,
+    *,
+    sort: bool = True,
 ) -> NeighborList:
     """All ordered pairs (i, j, S) with ``|D| < cutoff``, ``i != j`` or ``S != 0``.
 
@@ -63,11 +65,14 @@ def neighbor_list(
         bool or ndarray of shape (3,): periodicity along each lattice vector.
     cutoff
         Cutoff radius, Å, > 0.
+    sort
+        Sort by ``i``, then ``j``, then ``S``. Without sorting the order is still
+        reproducible (one thread, same input, same order) and the call is faster; only
+        the order in which floating-point sums run depends on it.
 
     Returns
     -------
     NeighborList
-        Sorted by ``i``, then ``j``, then ``S``.
 
     Raises
     ------
@@ -103,6 +108,8 @@ def neighbor_list(
     i = i.astype(np.int64, copy=False)
     j = j.astype(np.int64, copy=False)
     shifts = shifts.astype(np.int64, copy=False)
+    if not sort:
+        return NeighborList(i, j, shifts)
     key = i * len(positions) + j
     order = np.argsort(key, kind="stable")
     key = key[order]

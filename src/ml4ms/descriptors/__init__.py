@@ -8,11 +8,13 @@ differentiable in positions and cell, with DScribe's ``create`` for NumPy users;
 from .base import Descriptor
 from .composition import CompositionFeatures, CompositionFeaturizer, parse_formula
 from .featurizer import Featurizer
+from .soap import SOAP
 
 __all__ = [
     "CompositionFeatures",
     "CompositionFeaturizer",
     "Descriptor",
     "Featurizer",
+    "SOAP",
     "parse_formula",
 ]

@@ -64,6 +64,8 @@ class Descriptor(nn.Module):
 
     species: list[int] | None = None
     cutoff: float | None = None
+    #: False describes every structure as isolated, whatever its ``pbc`` (DScribe's default)
+    periodic: bool = True
     #: floating-point dtype of the features
     dtype: torch.dtype = torch.float64
 
@@ -103,7 +105,10 @@ class Descriptor(nn.Module):
                 )
 
     def graph(self, images: Sequence[Atoms], *, device: torch.device | str | None = None) -> AtomicGraph:
-        """Collate structures into the graph this descriptor needs (its cutoff, its dtype)."""
+        """Collate structures into the graph this descriptor needs (its cutoff, its dtype, and
+        no periodic images when :attr:`periodic` is False)."""
+        if isinstance(images, Atoms):
+            images = [images]
         for k, atoms in enumerate(images):
             self.check_structure(atoms, k)
         if self.cutoff is None:
@@ -112,7 +117,8 @@ class Descriptor(nn.Module):
             cutoff = 0.0
         else:
             cutoff = self.cutoff
-            lists = [neighbor_list(a.positions, a.cell.array, a.pbc, cutoff) for a in images]
+            lists = [neighbor_list(a.positions, a.cell.array, a.pbc if self.periodic else False, cutoff,
+                                   sort=False) for a in images]
         return AtomicGraph.from_atoms(images, cutoff, dtype=self.dtype, device=device,
                                       neighbor_lists=lists, labels=False)
 
