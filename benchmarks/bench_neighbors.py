@@ -21,7 +21,6 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="sizes up to 10,000 atoms only")
     args = parser.parse_args()
     pin_threads(1)
-    import numpy as np
     from ase.build import bulk
     from ase.neighborlist import neighbor_list as ase_neighbor_list
 

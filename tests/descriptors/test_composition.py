@@ -420,15 +420,3 @@ def test_n_jobs_gives_the_same_features():
     serial = CompositionFeaturizer(chunk_size=4).fit().transform(formulas)
     parallel = CompositionFeaturizer(chunk_size=4, n_jobs=2).fit().transform(formulas)
     np.testing.assert_array_equal(serial, parallel)
-
-
-def test_optional_matminer_valence_tables():
-    """If matminer is installed, every valence/unfilled count equals Magpie's (Z = 1..103)."""
-    data = pytest.importorskip("matminer.utils.data")
-    magpie = data.MagpieData(impute_nan=False)
-    table = element_table(VALENCE_NAMES + ["Number", "Row"])
-    for z in range(1, 104):
-        symbol = chemical_symbols[z]
-        names = VALENCE_NAMES + ["Number", "Row"]
-        expected = [magpie.all_elemental_props[n][symbol] for n in names]
-        assert table[z].tolist() == expected, symbol

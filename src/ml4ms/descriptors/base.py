@@ -104,13 +104,16 @@ class Descriptor(nn.Module):
                     index=index, field="numbers",
                 )
 
-    def graph(self, images: Sequence[Atoms], *, device: torch.device | str | None = None) -> AtomicGraph:
+    def graph(
+        self, images: Sequence[Atoms], *, device: torch.device | str | None = None, check: bool = True
+    ) -> AtomicGraph:
         """Collate structures into the graph this descriptor needs (its cutoff, its dtype, and
         no periodic images when :attr:`periodic` is False)."""
         if isinstance(images, Atoms):
             images = [images]
-        for k, atoms in enumerate(images):
-            self.check_structure(atoms, k)
+        if check:
+            for k, atoms in enumerate(images):
+                self.check_structure(atoms, k)
         if self.cutoff is None:
             empty = NeighborList(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3), np.int64))
             lists = [empty] * len(images)
@@ -162,10 +165,13 @@ class Descriptor(nn.Module):
         if centers is not None and len(centers) != len(images):
             raise ValueError(f"got {len(centers)} lists of centers for {len(images)} systems")
         n_jobs = (os.cpu_count() or 1) + 1 + n_jobs if n_jobs < 0 else max(1, n_jobs)
+        # Check every structure first, so that an error names its index in the caller's list.
+        for k, atoms in enumerate(images):
+            self.check_structure(atoms, None if single else k)
 
         def compute(chunk: list[int]) -> list[np.ndarray]:
             with torch.no_grad():
-                features = self(self.graph([images[k] for k in chunk])).cpu().numpy()
+                features = self(self.graph([images[k] for k in chunk], check=False)).cpu().numpy()
             if not self.per_atom:
                 return list(features)
             split = np.cumsum([len(images[k]) for k in chunk])[:-1]

@@ -16,6 +16,15 @@ from .base import Descriptor
 _POOLS = ("mean", "sum", "none")
 
 
+def _dense(x) -> np.ndarray:
+    """A NumPy array from a dense array, a scipy sparse matrix or a pydata ``sparse`` array."""
+    if hasattr(x, "toarray"):
+        return x.toarray()
+    if hasattr(x, "todense"):
+        return np.asarray(x.todense())
+    return np.asarray(x)
+
+
 class Featurizer(TransformerMixin, BaseEstimator):
     """Map a list of :class:`ase.Atoms` to a feature matrix with any ml4ms descriptor.
 
@@ -91,7 +100,7 @@ class Featurizer(TransformerMixin, BaseEstimator):
         for start in tqdm(starts, desc="featurize", unit="chunk", disable=not show):
             chunk = images[start:start + self.chunk_size]
             features = self.descriptor.create(chunk, n_jobs=self.n_jobs)
-            per_structure = list(features)
+            per_structure = [_dense(f) for f in (features if isinstance(features, list) else _dense(features))]
             if self.descriptor.per_atom:
                 if self.pool == "none":
                     rows.extend(per_structure)
