@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 ML4MS_DATA_DIR ?= $(shell test -d ../shared/data && cd ../shared/data && pwd)
 export ML4MS_DATA_DIR
 
-.PHONY: run test bench install install-test clean
+.PHONY: run test bench install install-test postgres clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,13 @@ install-test: $(VENV)/.installed-test
 run: install
 	$(BIN)/ml4ms demo --output runs/demo
 
-test: install-test
+# The ASE-database tests start a throwaway PostgreSQL server; install one if the machine lacks it.
+postgres:
+	@command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || \
+	  (export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && \
+	   apt-get install -y -qq --no-install-recommends postgresql >/dev/null)
+
+test: install-test postgres
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
 $(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed

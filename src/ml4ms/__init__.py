@@ -17,7 +17,8 @@ from ._version import __version__
 
 __all__ = ["__version__", "load", "save"]
 
-_SUBMODULES = {"data", "models", "simulate", "testing", "errors", "keys", "serialization"}
+_SUBMODULES = {"config", "data", "descriptors", "errors", "keys", "models", "report", "serialization",
+               "simulate", "testing", "training"}
 
 
 def save(model, path, **kwargs):

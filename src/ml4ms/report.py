@@ -5,7 +5,9 @@ from __future__ import annotations
 import html
 import json
 import os
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +28,32 @@ def _pyplot():
     return plt
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write text to ``path`` through a temporary file and a rename."""
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to; renamed onto ``path`` on success, removed on error."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write text to ``path`` through a temporary file and a rename."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def _save_figure(fig, path: str | os.PathLike) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format=Path(path).suffix.lstrip(".") or "png")
+    return Path(path)
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:
@@ -42,7 +62,10 @@ def write_json(path: str | os.PathLike, data: Any) -> Path:
 
 
 def parity_plot(images: Sequence[Atoms], predictions: Predictions, path: str | os.PathLike) -> Path:
-    """Predicted vs reference energies (meV/atom), force components (eV/Å), stresses (GPa)."""
+    """Predicted vs reference energies (eV/atom), force components (eV/Å), stresses (GPa).
+
+    Quantities without labels get no panel; with no labels at all, a ValueError.
+    """
     plt = _pyplot()
     n = predictions.n_atoms
     panels = []
@@ -59,6 +82,9 @@ def parity_plot(images: Sequence[Atoms], predictions: Predictions, path: str | o
             panels.append(("stress components (GPa)",
                            np.array([images[k].info[keys.STRESS] for k in has_s]).ravel() / GPa,
                            predictions.stress[has_s].ravel() / GPa))
+    panels = [(label, ref, pred) for label, ref, pred in panels if (np.isfinite(ref) & np.isfinite(pred)).any()]
+    if not panels:
+        raise ValueError("no labelled energies, forces or stresses to plot")
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.0), squeeze=False)
     for ax, (label, ref, pred) in zip(axes[0], panels):
         ok = np.isfinite(ref) & np.isfinite(pred)
@@ -68,11 +94,9 @@ def parity_plot(images: Sequence[Atoms], predictions: Predictions, path: str | o
         mae = np.abs(ref[ok] - pred[ok]).mean()
         ax.set(xlabel=f"reference {label}", ylabel=f"predicted {label}", title=f"MAE {mae:.3g}")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    _save_figure(fig, path)
     plt.close(fig)
-    return path
+    return Path(path)
 
 
 def time_series_plot(columns: dict[str, np.ndarray], x: str, path: str | os.PathLike) -> Path:
@@ -85,10 +109,9 @@ def time_series_plot(columns: dict[str, np.ndarray], x: str, path: str | os.Path
         ax.set_ylabel(name)
     axes[-1, 0].set_xlabel(x)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
+    _save_figure(fig, path)
     plt.close(fig)
-    return path
+    return Path(path)
 
 
 def html_report(path: str | os.PathLike, title: str, sections: Sequence[tuple[str, str | dict, str | None]]) -> Path:

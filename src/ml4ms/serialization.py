@@ -78,7 +78,7 @@ def save(
     metrics
         Test or validation metrics to record (JSON-serialisable).
     training_data_hash
-        A hash of the training data (see :func:`ml4ms.data.dataset_hash`).
+        A hash of the training data (see :meth:`ml4ms.data.AtomsDataset.hash`).
     extra
         Any further JSON-serialisable metadata (e.g. the training configuration).
 

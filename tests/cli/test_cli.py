@@ -111,3 +111,10 @@ def test_a_bad_file_is_one_error_line_from_the_installed_command(tmp_path):
     assert result.returncode != 0
     assert result.stderr.startswith("error:") and "bad.xyz" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_data_stats_applies_index_to_a_dataset_spec(capsys, data_dir):
+    status, out, _ = _run(capsys, "data", "stats", "mlearn:Si:test", "--index", "0:5")
+    assert status == 0 and "structures:       5" in out
+    status, _, err = _run(capsys, "data", "stats", "mlearn:Si:test", "--energy-key", "REF_energy")
+    assert status == 1 and "applies to files only" in err

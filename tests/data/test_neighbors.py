@@ -81,6 +81,7 @@ def test_empty_structure_has_no_pairs():
         (np.full((2, 3), np.nan), np.eye(3) * 5, True, 3.0, "positions"),
         (np.zeros((2, 3)), np.eye(3) * 5, True, -1.0, "cutoff"),
         (np.zeros((2, 3)), np.zeros((3, 3)), True, 3.0, "cell"),
+        (np.zeros((2, 3)), np.diag([4.0, 0.0, 4.0]), [True, True, False], 3.0, "cell"),
         (np.zeros((2, 2)), np.eye(3) * 5, True, 3.0, "positions"),
     ],
 )
@@ -88,3 +89,17 @@ def test_bad_input_is_a_clear_error(positions, cell, pbc, cutoff, field):
     with pytest.raises(DataError) as error:
         neighbor_list(positions, cell, pbc, cutoff)
     assert error.value.field == field
+
+
+@pytest.mark.parametrize("vacuum", [None, 0.0, 8.0])
+def test_slab_whose_non_periodic_vector_is_zero_matches_ase(vacuum):
+    from ase.build import fcc111
+
+    atoms = fcc111("Cu", size=(2, 2, 3), vacuum=vacuum)  # vacuum=None leaves the third vector zero
+    atoms.rattle(0.02, seed=3)
+    i0, j0, S0, D0 = _canonical(*ase_neighbor_list("ijSD", atoms, 3.0))
+    nl = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, 3.0)
+    np.testing.assert_array_equal(nl.i, i0)
+    np.testing.assert_array_equal(nl.j, j0)
+    np.testing.assert_array_equal(nl.shifts, S0)
+    np.testing.assert_allclose(nl.vectors(atoms.positions, atoms.cell.array), D0, atol=1e-10)

@@ -103,3 +103,10 @@ def test_per_structure_descriptor_is_not_pooled():
     x = f.transform(_structures())
     assert x.shape == (3, 1)
     assert x[2, 0] == pytest.approx((2 * 2.20 + 3.44) / 3, abs=1e-6)  # Pauling: H 2.20, O 3.44
+
+
+def test_errors_name_the_structure_in_the_callers_list_across_chunks():
+    images = [bulk("Cu", "fcc", a=3.6)] * 70 + [bulk("NaCl", "rocksalt", a=5.6)]
+    featurizer = Featurizer(Coordination(species=[29]), chunk_size=16).fit(images)
+    with pytest.raises(UnknownElementError, match="structure 70"):
+        featurizer.transform(images)

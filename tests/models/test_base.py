@@ -48,3 +48,21 @@ def test_calculator_leaves_the_callers_model_dtype_and_mode_alone():
     atoms.get_potential_energy()
     assert model.reference_energies.dtype == torch.float32 and model.training
     assert converted.model is not model
+
+
+def test_slab_without_vacuum_vector_matches_ase_and_has_no_stress():
+    from ase.build import fcc111
+    from ase.calculators.calculator import PropertyNotImplementedError
+    from ase.calculators.morse import MorsePotential
+
+    from ml4ms.models import Morse
+
+    slab = fcc111("Cu", size=(2, 2, 3), vacuum=None)  # pbc (T, T, F), third lattice vector zero
+    slab.rattle(0.02, seed=1)
+    reference = slab.copy()
+    reference.calc = MorsePotential(epsilon=0.3, r0=2.5)
+    slab.calc = Calculator(Morse(epsilon=0.3, r0=2.5))
+    assert slab.get_potential_energy() == pytest.approx(reference.get_potential_energy(), abs=1e-10)
+    np.testing.assert_allclose(slab.get_forces(), reference.get_forces(), atol=1e-10)
+    with pytest.raises(PropertyNotImplementedError):
+        slab.get_stress()

@@ -80,6 +80,15 @@ def test_fit_to_lennard_jones_reproduces_ase_forces_on_unseen_structures():
     assert error < 0.005 * np.abs(f_ref).mean()
     e_ref = np.array([a.info["energy"] for a in test]) / 32
     assert np.abs(p.energy / 32 - e_ref).max() < 2e-5  # eV/atom, on energies of about -0.08
+    s_ref = np.array([a.info["stress"] for a in test])
+    assert np.abs(p.stress - s_ref).max() < 0.01 * np.abs(s_ref).max()
+
+
+def test_a_model_element_missing_from_the_training_data_is_rejected():
+    copper = bulk("Cu", "fcc", a=3.6)
+    copper.info["energy"] = -3.5
+    with pytest.raises(ValueError, match=r"elements \[79\] do not occur"):
+        LinearPairPotential(species=[29, 79], cutoff=4.0).fit([copper])
 
 
 def test_unknown_element_in_training_data_is_rejected():

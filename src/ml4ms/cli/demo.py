@@ -104,10 +104,13 @@ def run(args: argparse.Namespace) -> int:
 
     _step(f"5. NVE molecular dynamics of crystalline {el} at 300 K, {args.md_steps} steps of 2 fs")
     atoms = bulk(el, cubic=True)  # ASE's reference crystal structure of the element
-    ground = next((a for a in train.images if a.info.get("description") == "Ground state crystal"), None)
-    if ground is not None:  # the DFT equilibrium volume, not ASE's experimental one
-        atoms.set_cell(atoms.cell * (ground.get_volume() / len(ground) / atoms.get_volume() * len(atoms)) ** (1 / 3),
-                       scale_atoms=True)
+    # The DFT equilibrium volume: that of the lowest-energy strained crystal of the data
+    # (the reconstructed Ni/Cu sets carry no "Ground state crystal" label).
+    elastic = [a for a in train.images if a.info.get("config_type") == "Elastic"] or train.images
+    ground = min(elastic, key=lambda a: a.info["energy"] / len(a))
+    volume = ground.get_volume() / len(ground)
+    atoms.set_cell(atoms.cell * (volume * len(atoms) / atoms.get_volume()) ** (1 / 3), scale_atoms=True)
+    print(f"volume {volume:.3f} Å³/atom, from the lowest-energy Elastic cell of the data")
     atoms = atoms.repeat(int(np.ceil((100 / len(atoms)) ** (1 / 3))))
     atoms.calc = Calculator(reloaded)
     rng = np.random.default_rng(args.seed)

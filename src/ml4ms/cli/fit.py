@@ -84,7 +84,7 @@ def run_fit(args: argparse.Namespace) -> int:
     from ..data.dataset import AtomsDataset
     from ..data.sources import read_structures
     from ..models import predict
-    from ..report import parity_plot, write_json
+    from ..report import atomic_write_text, parity_plot, write_json
     from ..serialization import save
     from ..training.metrics import error_metrics
 
@@ -113,7 +113,7 @@ def run_fit(args: argparse.Namespace) -> int:
         print(format_metrics(metrics["test"]))
     resolved = config.model_dump()
     save(model, output, metrics=metrics, training_data_hash=train.hash(), extra={"config": resolved})
-    (Path(f"{stem}.config.yaml")).write_text(yaml.safe_dump(resolved, sort_keys=False))
+    atomic_write_text(f"{stem}.config.yaml", yaml.safe_dump(resolved, sort_keys=False))
     write_json(f"{stem}.metrics.json", metrics)
     print(f"wrote {output}, {stem}.config.yaml, {stem}.metrics.json"
           + (f", {stem}.parity.png" if config.data.test else ""))

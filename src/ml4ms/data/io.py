@@ -157,7 +157,7 @@ def read(
         field). For databases the index is the row id.
     """
     keys = _Keys(energy_key, forces_key, stress_key)
-    idx = _parse_index(index)
+    idx = parse_index(index)
     fmt = None if format is None else format.lower()
 
     if _is_db_url(path):
@@ -227,7 +227,7 @@ def _input_kind(path: Path, fmt: str | None) -> str:
     return "ase"
 
 
-def _parse_index(index: Index) -> int | slice:
+def parse_index(index: Index) -> int | slice:
     """ASE-style index: int, slice, or a string such as ``":"``, ``"-1"``, ``"0:10:2"``."""
     if isinstance(index, (int, np.integer)) and not isinstance(index, bool):
         return int(index)

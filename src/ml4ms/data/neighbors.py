@@ -44,6 +44,27 @@ class NeighborList(NamedTuple):
         return positions[self.j] - positions[self.i] + self.shifts @ np.asarray(cell)
 
 
+def _complete_cell(cell: np.ndarray, pbc: np.ndarray) -> np.ndarray:
+    """A cell of non-zero volume with the same periodic vectors.
+
+    Only the periodic lattice vectors matter; a non-periodic one may be zero or
+    parallel to the others (a slab built without vacuum), and is then replaced by a
+    unit vector orthogonal to the periodic ones -- image shifts along it are always 0.
+    """
+    periodic = cell[pbc]
+    scale = max(1.0, float(np.abs(periodic).max()))
+    singular = np.linalg.svd(periodic, compute_uv=False)
+    if singular.min() < 1e-9 * scale:
+        raise DataError("the periodic lattice vectors span zero volume", field="cell")
+    if abs(np.linalg.det(cell)) > 1e-9 * scale**3:
+        return cell
+    # The rows of vt beyond the periodic ones span the orthogonal complement.
+    complement = np.linalg.svd(periodic)[2][len(periodic):]
+    completed = cell.copy()
+    completed[~pbc] = complement
+    return completed
+
+
 def neighbor_list(
     positions: np.ndarray,
     cell: np.ndarray,
@@ -93,10 +114,9 @@ def neighbor_list(
         empty = np.zeros(0, dtype=np.int64)
         return NeighborList(empty, empty.copy(), np.zeros((0, 3), dtype=np.int64))
     if pbc.any():
-        if not np.isfinite(cell).all():
+        if not np.isfinite(cell[pbc]).all():
             raise DataError("the cell contains NaN or inf", field="cell")
-        if abs(np.linalg.det(cell)) < 1e-9 * max(1.0, np.abs(cell).max()) ** 3:
-            raise DataError("the cell has zero volume but is periodic", field="cell")
+        cell = _complete_cell(cell, pbc)
     else:
         # vesin needs a box even when nothing is periodic; its value is then unused.
         cell = np.zeros((3, 3))

@@ -36,9 +36,17 @@ def read_structures(spec: str | os.PathLike, **read_options) -> list[Atoms]:
     parsed = parse_spec(str(spec))
     if parsed is not None:
         from .datasets import load
+        from .io import parse_index
 
         name, options = parsed
-        return load(name, **options)
+        renamed = [k for k in ("energy_key", "forces_key", "stress_key")
+                   if read_options.get(k, k.removesuffix("_key")) != k.removesuffix("_key")]
+        if renamed:
+            raise ValueError(f"{spec}: a public dataset has fixed label names; {', '.join(renamed)} "
+                             "applies to files only")
+        images = load(name, **options)
+        index = parse_index(read_options.get("index", ":"))
+        return images[index] if isinstance(index, slice) else [images[index]]
     from .io import read
 
     return read(spec, **read_options)

@@ -11,6 +11,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
+from ..errors import DataError
 from .base import Descriptor
 
 _POOLS = ("mean", "sum", "none")
@@ -99,7 +100,11 @@ class Featurizer(TransformerMixin, BaseEstimator):
         starts = range(0, len(images), self.chunk_size)
         for start in tqdm(starts, desc="featurize", unit="chunk", disable=not show):
             chunk = images[start:start + self.chunk_size]
-            features = self.descriptor.create(chunk, n_jobs=self.n_jobs)
+            try:
+                features = self.descriptor.create(chunk, n_jobs=self.n_jobs)
+            except DataError as error:  # name the structure in the caller's list, not the chunk
+                index = None if error.index is None else start + error.index
+                raise type(error)(error.message, source=error.source, index=index, field=error.field) from None
             per_structure = [_dense(f) for f in (features if isinstance(features, list) else _dense(features))]
             if self.descriptor.per_atom:
                 if self.pool == "none":

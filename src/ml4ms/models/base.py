@@ -25,7 +25,7 @@ from ase.data import chemical_symbols
 from torch import nn
 
 from ..data.graph import AtomicGraph
-from ..errors import UnknownElementError
+from ..errors import DataError, UnknownElementError
 
 N_ELEMENTS = 119  # atomic numbers 0..118
 
@@ -210,7 +210,8 @@ class AtomisticModel(nn.Module):
             if compute_stress:
                 volumes = graph.volumes()
                 if bool((volumes <= 0).any()):
-                    raise ValueError("stress needs a cell of non-zero volume for every structure")
+                    index = int(torch.nonzero(volumes <= 0)[0, 0])
+                    raise DataError("stress needs a cell of non-zero volume", index=index, field="cell")
                 out["stress"] = grads[-1] / volumes.to(energy.dtype)[:, None, None]
         return out
 

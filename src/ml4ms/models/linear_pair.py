@@ -193,6 +193,9 @@ class LinearPairPotential(AtomisticModel):
         unknown = set(species) - set(self.species)
         if unknown:
             raise ValueError(f"the data hold elements the model was not built for: {sorted(unknown)}")
+        absent = set(self.species) - set(species)
+        if absent:  # their E0 and pair terms would be silently zero
+            raise ValueError(f"the model's elements {sorted(absent)} do not occur in the training data")
         comp = np.zeros((len(data), len(self.species)))
         comp[:, [self.species.index(z) for z in species]] = counts
         n_params = self.n_pair_types * self.n_basis

@@ -78,7 +78,15 @@ def predict(
     progress
         Show a progress bar.
     """
-    model = model.eval()
+    training = model.training
+    model.eval()
+    try:
+        return _predict(model, images, compute_stress, max_atoms_per_batch, device, progress)
+    finally:
+        model.train(training)
+
+
+def _predict(model, images, compute_stress, max_atoms_per_batch, device, progress) -> Predictions:
     reference = model.reference_energies
     device = reference.device if device is None else torch.device(device)
     dtype = reference.dtype
