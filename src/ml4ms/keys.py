@@ -24,3 +24,9 @@ STRESS: Final[str] = "stress"
 GROUP: Final[str] = "config_type"
 
 LABELS: Final[tuple[str, ...]] = (ENERGY, FORCES, STRESS)
+
+#: Row and column of the 3x3 tensor that each Voigt component (xx, yy, zz, yz, xz, xy)
+#: comes from: ``voigt = tensor[..., VOIGT_ROWS, VOIGT_COLUMNS]`` for NumPy arrays and
+#: torch tensors alike (symmetric tensors only).
+VOIGT_ROWS: Final[tuple[int, ...]] = (0, 1, 2, 1, 0, 0)
+VOIGT_COLUMNS: Final[tuple[int, ...]] = (0, 1, 2, 2, 2, 1)

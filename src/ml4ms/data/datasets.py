@@ -758,19 +758,11 @@ def _perov5_relpath(split: str | None = None) -> str:
     return f"perov_5/{_choice('perov_5', 'split', split, PEROV5_SPLITS)}.csv"
 
 
-def _read_mlearn(file: Path) -> list[Atoms]:
-    try:
-        from .io import read
-    except ModuleNotFoundError as exc:  # the general reader is not available
-        if exc.name != f"{__package__}.io":
-            raise
-        from .pymatgen import read_mlearn as read
-    return read(file)
-
-
 def _load_mlearn(element: str | None = None, split: str | None = None) -> list[Atoms]:
     """mlearn (Zuo et al. 2020): DFT energies (eV), forces (eV/Å), stresses (eV/Å³, ASE)."""
-    return _read_mlearn(fetch(_mlearn_relpath(element, split)))
+    from .io import read
+
+    return read(fetch(_mlearn_relpath(element, split)))
 
 
 def _load_matbench_expt_gap() -> CompositionTable:
@@ -836,24 +828,12 @@ def _load_perov_5(split: str | None = None) -> list[Atoms]:
 def _load_aspirin_gfn2() -> list[Atoms]:
     """aspirin_gfn2: 1000 MD frames of aspirin with GFN2-xTB energy (eV) and forces (eV/Å).
 
-    Available only through ``ML4MS_DATA_DIR`` (no public URL). The energy and forces
-    that ASE's extxyz reader attaches as a calculator are moved to ``info["energy"]``
-    and ``arrays["forces"]``.
+    Available only through ``ML4MS_DATA_DIR`` (no public URL). Read and validated by
+    :func:`ml4ms.data.read`, like every other file.
     """
-    import ase.io
+    from .io import read
 
-    file = fetch("aspirin_gfn2/aspirin_gfn2xtb.extxyz")
-    frames = ase.io.read(file, index=":", format="extxyz")
-    for atoms in frames:
-        calc = atoms.calc
-        if calc is not None:
-            results = getattr(calc, "results", {})
-            if "energy" in results:
-                atoms.info["energy"] = float(results["energy"])
-            if "forces" in results:
-                atoms.arrays["forces"] = np.array(results["forces"], dtype=float)
-            atoms.calc = None
-    return frames
+    return read(fetch("aspirin_gfn2/aspirin_gfn2xtb.extxyz"), format="extxyz")
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from ase import Atoms
+from ase.stress import voigt_6_to_full_3x3_stress
 
 from .. import keys
 from .neighbors import NeighborList, neighbor_list
@@ -208,7 +209,4 @@ def _collate_labels(images: Sequence[Atoms]):
 
 def _stress_3x3(stress) -> np.ndarray:
     stress = np.asarray(stress, dtype=float)
-    if stress.shape == (6,):
-        xx, yy, zz, yz, xz, xy = stress
-        return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
-    return stress.reshape(3, 3)
+    return voigt_6_to_full_3x3_stress(stress) if stress.shape == (6,) else stress.reshape(3, 3)

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from ase import Atoms
 
-# Positional meaning of the parts after the dataset name.
+from .datasets import DATASETS
+
+#: Datasets of structures, with the positional meaning of the parts after the name.
 SPEC_OPTIONS: dict[str, tuple[str, ...]] = {
-    "mlearn": ("element", "split"),
-    "perov_5": ("split",),
-    "aspirin_gfn2": (),
+    name: DATASETS[name].options for name in ("mlearn", "perov_5", "aspirin_gfn2")
 }
 
 

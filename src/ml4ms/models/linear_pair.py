@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from ..data.dataset import AtomsDataset
 from ..data.graph import AtomicGraph
+from ..keys import VOIGT_COLUMNS, VOIGT_ROWS
 from .base import N_ELEMENTS, AtomisticModel
 
 
@@ -221,10 +222,10 @@ class LinearPairPotential(AtomisticModel):
                 targets.append(graph.forces[has].reshape(-1) / force_sigma)
             if stress_sigma is not None and graph.stress is not None:
                 has = torch.isfinite(graph.stress).all((1, 2)) & (graph.volumes() > 0)
-                voigt = d["stress"][has][:, [0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]].reshape(-1, n_params)
+                voigt = d["stress"][has][:, VOIGT_ROWS, VOIGT_COLUMNS].reshape(-1, n_params)
                 rows.append(torch.cat([voigt, torch.zeros(len(voigt), len(self.species), dtype=voigt.dtype)], 1)
                             / stress_sigma)
-                targets.append(graph.stress[has][:, [0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]].reshape(-1)
+                targets.append(graph.stress[has][:, VOIGT_ROWS, VOIGT_COLUMNS].reshape(-1)
                                / stress_sigma)
         if not rows:
             raise ValueError("the data have no energies, forces or stresses to fit")

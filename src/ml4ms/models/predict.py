@@ -11,6 +11,7 @@ from ase import Atoms
 from tqdm.auto import tqdm
 
 from ..data.graph import AtomicGraph
+from ..keys import VOIGT_COLUMNS, VOIGT_ROWS
 from ..errors import UnknownElementError
 from .base import AtomisticModel
 
@@ -116,6 +117,6 @@ def _predict(model, images, compute_stress, max_atoms_per_batch, device, progres
                 forces[k] = f
             if compute_stress and kind:
                 s = out["stress"].detach().cpu().numpy()
-                stress[members] = s[:, [0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+                stress[members] = s[:, VOIGT_ROWS, VOIGT_COLUMNS]
     return Predictions(energy=energy, forces=forces, stress=stress,
                        n_atoms=np.array([len(a) for a in images]))
