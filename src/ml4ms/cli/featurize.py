@@ -103,19 +103,14 @@ def run(args: argparse.Namespace) -> int:
 
 def write_arrays(path: str, arrays: dict[str, np.ndarray]) -> None:
     """Write named arrays to .npz or .h5, atomically."""
-    import os
-    import tempfile
-
+    from .._files import atomic_path
     from ..errors import ConfigError
 
     target = Path(path)
     suffix = target.suffix.lower()
     if suffix not in (".npz", ".h5", ".hdf5"):
         raise ConfigError(f"{path}: the output must end in .npz, .h5 or .hdf5")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=suffix)
-    os.close(fd)
-    try:
+    with atomic_path(target) as tmp:
         if suffix == ".npz":
             with open(tmp, "wb") as handle:
                 np.savez_compressed(handle, **arrays)
@@ -128,7 +123,3 @@ def write_arrays(path: str, arrays: dict[str, np.ndarray]) -> None:
                 for name, value in arrays.items():
                     data = value.astype("S") if value.dtype.kind == "U" else value
                     handle.create_dataset(name, data=data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

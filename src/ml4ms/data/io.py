@@ -43,8 +43,6 @@ import gzip
 import inspect
 import lzma
 import os
-import shutil
-import uuid
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -57,6 +55,7 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.stress import full_3x3_to_voigt_6_stress, voigt_6_to_full_3x3_stress
 
+from .._files import atomic_path
 from ..errors import DataError, FileFormatError
 from ..keys import ENERGY, FORCES, STRESS
 from .pymatgen import (
@@ -564,27 +563,10 @@ def write(
         _write_db_file(path, "json", prepared)
     elif fmt == "extxyz" or (fmt is None and suffix in (".xyz", ".extxyz")):
         opener = _COMPRESSION.get(_compression_suffix(path), open)
-        with _atomic_path(path) as tmp, opener(tmp, "wt", encoding="utf-8") as fh:
+        with atomic_path(path) as tmp, opener(tmp, "wt", encoding="utf-8") as fh:
             _write_extxyz(fh, prepared)
     else:
         _write_with_ase(path, fmt, prepared)
-
-
-@contextmanager
-def _atomic_path(path: Path, copy_existing: bool = False) -> Iterator[Path]:
-    """A temporary path beside ``path`` that replaces it only if the block succeeds."""
-    comp = _compression_suffix(path)
-    base = _base_suffix(path)
-    # Keep the suffixes so that writers which look at the name still see the format.
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp{base}{comp}"
-    if copy_existing and path.exists():
-        shutil.copy2(path, tmp)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _with_canonical_labels(atoms: Atoms, *, source: Any, index: int) -> Atoms:
@@ -679,7 +661,7 @@ def _write_with_ase(path: Path, fmt: str | None, images: list[Atoms]) -> None:
             ) from None
     prepared = [_labels_calculator(a) for a in images]
     try:
-        with _atomic_path(path) as tmp:
+        with atomic_path(path) as tmp:
             ase.io.write(str(tmp), prepared if len(prepared) != 1 else prepared[0], format=fmt)
     except Exception as err:  # noqa: BLE001 - ASE writers raise anything
         raise FileFormatError(
@@ -689,7 +671,7 @@ def _write_with_ase(path: Path, fmt: str | None, images: list[Atoms]) -> None:
 
 def _write_db_file(path: Path, db_type: str, images: list[Atoms]) -> None:
     # Appending in place could leave a half-appended file; copy, append, then rename.
-    with _atomic_path(path, copy_existing=True) as tmp:
+    with atomic_path(path, copy_existing=True) as tmp:
         _write_db_rows(tmp, db_type, images, source=path)
 
 
