@@ -614,3 +614,12 @@ def test_checks_give_the_model_back_in_the_mode_and_dtype_it_came_in():
     testing.run_model_checks(model, [argon_cluster(4)])
     assert model.training
     assert model.reference_energies.dtype == torch.float64
+
+
+def test_numerical_strain_derivative_of_the_volume_is_volume_times_identity():
+    atoms = bulk("Cu", "fcc", a=3.6) * (2, 1, 1)
+    atoms.set_cell(atoms.cell.array + [[0.0, 0.3, 0.1], [0.2, 0.0, 0.0], [0.0, -0.1, 0.0]], scale_atoms=True)
+    before = atoms.copy()
+    derivative = testing.numerical_strain_derivative(lambda a: a.get_volume(), atoms)
+    np.testing.assert_allclose(derivative, atoms.get_volume() * np.eye(3), atol=1e-6)
+    assert atoms == before  # the input is left alone

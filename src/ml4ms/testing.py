@@ -292,6 +292,44 @@ def _strain(index: int, amount: float) -> np.ndarray:
     return eps
 
 
+def numerical_strain_derivative(
+    fn: Callable[[Atoms], float], atoms: Atoms, *, delta: float = 1e-6
+) -> np.ndarray:
+    """Central differences of a scalar ``fn(atoms)`` with respect to a homogeneous strain.
+
+    Element ``(a, b)`` is ``d fn / d eps_ab`` at ``eps = 0``, with cell and positions both
+    deformed by ``(1 + eps)`` (row vectors times the deformation, as ASE's stress does)
+    and ``eps`` a full, not symmetrised, 3x3 strain. The oracle for the strain
+    derivatives of descriptors and of anything else built on cell and positions.
+
+    Parameters
+    ----------
+    fn
+        Scalar function of a structure, e.g. ``lambda a: float(d.create(a).ravel() @ w)``.
+    atoms
+        The structure (not modified).
+    delta
+        Strain step (dimensionless).
+
+    Returns
+    -------
+    ndarray of shape (3, 3)
+    """
+    derivative = np.zeros((3, 3))
+    for a in range(3):
+        for b in range(3):
+            values = []
+            for sign in (1.0, -1.0):
+                deformation = np.eye(3)
+                deformation[a, b] += sign * delta
+                deformed = atoms.copy()
+                deformed.set_cell(atoms.cell.array @ deformation, scale_atoms=False)
+                deformed.positions = atoms.positions @ deformation
+                values.append(float(fn(deformed)))
+            derivative[a, b] = (values[0] - values[1]) / (2.0 * delta)
+    return derivative
+
+
 def assert_stress_matches_finite_difference(
     model: ModelLike,
     atoms: Atoms,

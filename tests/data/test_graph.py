@@ -68,3 +68,11 @@ def test_dtype_and_device_conversion():
     graph = AtomicGraph.from_atoms(_structures(), cutoff=3.0, dtype=torch.float32)
     assert graph.positions.dtype == torch.float32 and graph.numbers.dtype == torch.int64
     assert graph.to(dtype=torch.float64).shifts.dtype == torch.float64
+
+
+def test_consecutive_batches_respect_the_atom_budget_and_the_order():
+    from ml4ms.data.graph import consecutive_batches
+
+    assert consecutive_batches([3, 3, 3, 10, 1, 1], 6) == [[0, 1], [2], [3], [4, 5]]
+    assert consecutive_batches([7], 5) == [[0]]  # too big for the budget: a batch of its own
+    assert consecutive_batches([], 5) == []

@@ -260,19 +260,7 @@ def test_strain_gradients_match_finite_differences(k):
     acsf = ml4ms_acsf(True, **ALL)
     weights = np.random.default_rng(k).normal(size=(len(atoms), acsf.get_number_of_features()))
     _, _, grad = _weighted_sum_and_gradients(acsf, atoms, weights)
-    h = 1e-6
-    numeric = np.zeros((3, 3))
-    for a in range(3):
-        for b in range(3):
-            values = []
-            for sign in (1, -1):
-                strain = np.eye(3)
-                strain[a, b] += sign * h
-                deformed = atoms.copy()
-                deformed.set_cell(atoms.cell.array @ strain, scale_atoms=False)
-                deformed.positions = atoms.positions @ strain
-                values.append(_loss(acsf, deformed, weights))
-            numeric[a, b] = (values[0] - values[1]) / (2 * h)
+    numeric = testing.numerical_strain_derivative(lambda a: _loss(acsf, a, weights), atoms)
     np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-6)
 
 

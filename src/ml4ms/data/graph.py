@@ -189,6 +189,21 @@ class AtomicGraph:
         )
 
 
+def consecutive_batches(sizes: Sequence[int], max_atoms: int) -> list[list[int]]:
+    """Indices of consecutive structures grouped so that a group holds at most ``max_atoms``
+    atoms (a larger structure forms a group of its own). Keeps the input order, so that
+    results can be written back without sorting."""
+    groups: list[list[int]] = []
+    count = 0
+    for k, size in enumerate(sizes):
+        if not groups or count + size > max_atoms:
+            groups.append([])
+            count = 0
+        groups[-1].append(k)
+        count += size
+    return groups
+
+
 def _collate_labels(images: Sequence[Atoms]):
     """Stack labels, NaN where a structure lacks one; None where no structure has it."""
     has_energy = [keys.ENERGY in a.info for a in images]

@@ -23,7 +23,7 @@ from ase import Atoms
 from ase.data import chemical_symbols
 from torch import nn
 
-from ..data.graph import AtomicGraph
+from ..data.graph import AtomicGraph, consecutive_batches
 from ..data.neighbors import NeighborList, neighbor_list
 from ..errors import DataError, UnknownElementError
 
@@ -195,13 +195,5 @@ class Descriptor(nn.Module):
 
 def _chunks(images: Sequence[Atoms], n_parts: int, max_atoms: int = 4096) -> list[list[int]]:
     """Consecutive groups of structures, at most ``max_atoms`` each, at least ``n_parts`` groups."""
-    limit = max(1, min(max_atoms, -(-sum(len(a) for a in images) // n_parts)))
-    groups: list[list[int]] = [[]]
-    count = 0
-    for k, atoms in enumerate(images):
-        if groups[-1] and count + len(atoms) > limit:
-            groups.append([])
-            count = 0
-        groups[-1].append(k)
-        count += len(atoms)
-    return [g for g in groups if g]
+    sizes = [len(a) for a in images]
+    return consecutive_batches(sizes, max(1, min(max_atoms, -(-sum(sizes) // n_parts))))

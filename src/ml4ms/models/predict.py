@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,7 +10,7 @@ import torch
 from ase import Atoms
 from tqdm.auto import tqdm
 
-from ..data.graph import AtomicGraph
+from ..data.graph import AtomicGraph, consecutive_batches
 from ..keys import VOIGT_COLUMNS, VOIGT_ROWS
 from ..errors import UnknownElementError
 from .base import AtomisticModel
@@ -37,20 +37,6 @@ class Predictions:
     forces: list[np.ndarray]
     stress: np.ndarray | None
     n_atoms: np.ndarray
-
-
-def _batches(images: Sequence[Atoms], max_atoms: int) -> Iterable[list[int]]:
-    """Consecutive index groups holding at most ``max_atoms`` atoms (at least one structure)."""
-    group: list[int] = []
-    count = 0
-    for k, atoms in enumerate(images):
-        if group and count + len(atoms) > max_atoms:
-            yield group
-            group, count = [], 0
-        group.append(k)
-        count += len(atoms)
-    if group:
-        yield group
 
 
 def predict(
@@ -96,7 +82,7 @@ def _predict(model, images, compute_stress, max_atoms_per_batch, device, progres
     forces: list[np.ndarray] = [np.zeros((0, 3))] * n
     stress = np.full((n, 6), np.nan) if compute_stress else None
     periodic = np.array([a.cell.rank == 3 for a in images], dtype=bool)
-    groups = list(_batches(images, max_atoms_per_batch))
+    groups = consecutive_batches([len(a) for a in images], max_atoms_per_batch)
     for group in tqdm(groups, desc="predict", disable=not progress, unit="batch"):
         # Structures without a 3-D cell get no stress; evaluate them in batches of their own kind.
         for kind in (True, False):
