@@ -38,7 +38,10 @@ def emt_file(tmp_path):
     return path, images
 
 
-@pytest.mark.parametrize("argv", [[], ["info"], ["data"], ["data", "stats"], ["data", "convert"], ["demo"]])
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["info"], ["data"], ["data", "stats"], ["data", "convert"], ["featurize"], ["fit"], ["eval"], ["demo"]],
+)
 def test_every_command_has_help(argv):
     result = subprocess.run([sys.executable, "-m", "ml4ms", *argv, "--help"], capture_output=True, text=True)
     assert result.returncode == 0

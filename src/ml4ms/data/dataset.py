@@ -161,12 +161,11 @@ class AtomsDataset(Sequence):
     def composition_matrix(self) -> tuple[np.ndarray, list[int]]:
         """Counts of each element per structure, shape (n_structures, n_elements), and the elements' Z."""
         numbers = np.concatenate([a.numbers for a in self.images]) if self.images else np.zeros(0, int)
-        species = sorted(set(numbers.tolist()))
-        column = {z: c for c, z in enumerate(species)}
+        species, column = np.unique(numbers, return_inverse=True)
         counts = np.zeros((len(self), len(species)))
         structure = np.repeat(np.arange(len(self)), [len(a) for a in self.images])
-        np.add.at(counts, (structure, np.array([column[z] for z in numbers], dtype=int)), 1)
-        return counts, species
+        np.add.at(counts, (structure, column), 1)
+        return counts, species.tolist()
 
     def energies(self) -> np.ndarray:
         """Total energies, shape (n_structures,), eV; NaN where missing."""
