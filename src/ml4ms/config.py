@@ -38,6 +38,9 @@ class DataConfig(_Strict):
 
     train: str = Field(description="training structures: a file or a dataset spec such as mlearn:Cu:train")
     test: str | None = Field(None, description="test structures, evaluated after the fit")
+    validation: float | str | None = Field(
+        None, description="held-out structures that choose hyper-parameters and calibrate uncertainties: "
+        "a fraction of train (e.g. 0.1) or a file/dataset spec; never the test set")
     energy_key: str = "energy"
     forces_key: str = "forces"
     stress_key: str = "stress"
@@ -59,7 +62,15 @@ class FitConfig(_Strict):
     energy_sigma: float = Field(0.002, gt=0, description="expected energy error, eV/atom")
     force_sigma: float = Field(0.05, gt=0, description="expected force error, eV/Å")
     stress_sigma: float | None = Field(0.005, gt=0, description="expected stress error, eV/Å³; null ignores stresses")
-    alpha: float = Field(1e-6, ge=0, description="ridge penalty")
+    alpha: float | None = Field(None, ge=0, description="prior strength: ridge penalty, or the multiplier of "
+                                "K_MM of a GP; null takes the model's default")
+    pair_alpha: float = Field(1e-4, ge=0, description="ridge penalty of an added two-body term")
+    group_sigmas: dict[str, dict[str, float | None]] | None = Field(
+        None, description="per structure group (config_type): {energy, forces, stress} sigmas")
+    search: dict[str, list[float | None]] | None = Field(
+        None, description="candidate values of energy_sigma, force_sigma, stress_sigma, alpha, "
+        "chosen on the validation structures")
+    batch_size: int = Field(8, ge=1, description="structures per batch while building the fit's rows")
 
 
 class FitRunConfig(_Strict):
@@ -114,3 +125,27 @@ def load_fit_config(path: str | Path, overrides: list[str] | tuple[str, ...] = (
             f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors()
         )
         raise ConfigError(f"{path}: {problems}") from None
+
+
+def construct(cls: type, arguments: dict[str, Any], *, section: str, what: str, **fixed: Any) -> Any:
+    """``cls(**fixed, **arguments)`` from a configuration section, with errors that name the
+    section, the unknown keys and the allowed ones (``fixed`` arguments are not the user's).
+
+    Raises
+    ------
+    ConfigError
+        Unknown keys, or a value the constructor rejects.
+    """
+    import inspect
+
+    allowed = [p for p in inspect.signature(cls).parameters if p not in fixed]
+    unknown = sorted(set(arguments) - set(allowed))
+    if unknown:
+        raise ConfigError(f"{section}: unknown key(s) {', '.join(unknown)} for {what}; "
+                          f"allowed: type, {', '.join(allowed)}")
+    try:
+        return cls(**fixed, **arguments)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{section} ({cls.__name__}): {exc}") from None

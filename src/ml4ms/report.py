@@ -1,4 +1,4 @@
-"""Plots and HTML reports: parity plots, error distributions, time series."""
+"""Plots and HTML reports: parity plots, error distributions, uncertainty calibration, time series."""
 
 from __future__ import annotations
 
@@ -77,6 +77,47 @@ def parity_plot(images: Sequence[Atoms], predictions: Predictions, path: str | o
         ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
         mae = np.abs(ref[ok] - pred[ok]).mean()
         ax.set(xlabel=f"reference {label}", ylabel=f"predicted {label}", title=f"MAE {mae:.3g}")
+    fig.tight_layout()
+    _save_figure(fig, path)
+    plt.close(fig)
+    return Path(path)
+
+
+def uncertainty_plot(
+    images: Sequence[Atoms], predictions: Predictions, path: str | os.PathLike, *, noise_sigma: float = 0.0
+) -> Path:
+    """Absolute energy error against predicted sigma, both meV/atom, one point per structure.
+
+    Lines mark ``|error| = sigma`` and ``2 sigma``: for a calibrated model about 68 % of
+    the points lie below the first and 95 % below the second. Sigma is the predicted
+    standard deviation of the energy per atom, with ``noise_sigma`` (eV/atom) added in
+    quadrature as in :func:`ml4ms.training.metrics.uncertainty_metrics`. A ValueError for
+    predictions without uncertainties or images without energy labels.
+    """
+    if predictions.energy_std is None:
+        raise ValueError("the predictions hold no uncertainties (predict with uncertainty=True)")
+    plt = _pyplot()
+    n = predictions.n_atoms
+    reference = np.array([a.info.get(keys.ENERGY, np.nan) for a in images], dtype=float)
+    error = np.abs(predictions.energy - reference) / n * 1000.0
+    sigma = np.hypot(predictions.energy_std / n, noise_sigma) * 1000.0
+    ok = np.isfinite(error) & np.isfinite(sigma)
+    if not ok.any():
+        raise ValueError("no labelled energies to plot")
+    error, sigma = error[ok], sigma[ok]
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    ax.scatter(sigma, error, s=6, alpha=0.6)
+    lo, hi = sigma.min(), sigma.max()
+    grid = np.linspace(lo, hi, 2) if hi > lo else np.array([0.5 * lo, 2.0 * lo + 1e-12])
+    ax.plot(grid, grid, "k--", lw=0.8, label="|error| = σ")
+    ax.plot(grid, 2.0 * grid, "k:", lw=0.8, label="|error| = 2σ")
+    # Errors and sigmas span decades; a log scale needs every value positive.
+    if (sigma > 0).all() and (error > 0).all():
+        ax.set(xscale="log", yscale="log")
+    within = np.mean(error <= sigma)
+    ax.set(xlabel="predicted σ (meV/atom)", ylabel="|energy error| (meV/atom)",
+           title=f"{within:.0%} within 1σ (68% if calibrated)")
+    ax.legend(loc="upper left", fontsize="small")
     fig.tight_layout()
     _save_figure(fig, path)
     plt.close(fig)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 from pathlib import Path
 from typing import Any
 
 # Model families ``ml4ms fit`` can build, by the ``model.type`` of the configuration.
 MODEL_TYPES = {
     "linear_pair": ("ml4ms.models.linear_pair", "LinearPairPotential"),
+    "linear": ("ml4ms.models.linear", "LinearPotential"),
+    "gap": ("ml4ms.models.gap", "SparseGPPotential"),
 }
 
 
@@ -27,12 +30,17 @@ def register(commands) -> None:
     evaluate = commands.add_parser(
         "eval", help="errors of a model on labelled structures",
         description="Print (and with --json write) MAE and RMSE of energies (meV/atom), forces (eV/Å) "
-        "and stresses (GPa), overall and per structure group.",
+        "and stresses (GPa), overall and per structure group. For models that predict uncertainties "
+        "(GP, Bayesian ridge), also the calibration of the predicted energy standard deviations.",
     )
     evaluate.add_argument("model", metavar="MODEL", help="model file")
     evaluate.add_argument("data", metavar="DATA", help="a file or a dataset spec such as mlearn:Cu:test")
     evaluate.add_argument("--json", metavar="OUT", help="write the metrics as JSON")
-    evaluate.add_argument("--plot", metavar="PNG", help="write parity plots")
+    evaluate.add_argument("--plot", metavar="PNG",
+                          help="write parity plots, and for models with uncertainties an error-vs-sigma "
+                          "plot beside them (STEM.uncertainty.png)")
+    evaluate.add_argument("--no-uncertainty", dest="uncertainty", action="store_false",
+                          help="skip the uncertainty metrics of models that predict them")
     evaluate.add_argument("--energy-key", default="energy")
     evaluate.add_argument("--forces-key", default="forces")
     evaluate.add_argument("--stress-key", default="stress")
@@ -43,6 +51,7 @@ def build_model(model_config, species: list[int]):
     """The model a configuration names, for the given elements."""
     import importlib
 
+    from ..config import construct
     from ..errors import ConfigError
 
     kind = model_config.type
@@ -50,15 +59,37 @@ def build_model(model_config, species: list[int]):
         raise ConfigError(f"model.type must be one of {', '.join(MODEL_TYPES)}; got {kind!r}")
     module, name = MODEL_TYPES[kind]
     cls = getattr(importlib.import_module(module), name)
-    arguments = {"species": species, **model_config.arguments()}
-    try:
-        return cls(**arguments)
-    except TypeError as exc:
-        raise ConfigError(f"model ({name}): {exc}") from None
+    return construct(cls, model_config.arguments(), section="model", what=f"type {kind}", species=species)
+
+
+def fit_arguments(model, fit_config, validation, seed: int = 0) -> dict[str, Any]:
+    """Keyword arguments of ``model.fit`` from the ``fit:`` section; settings the model's fit
+    does not take are an error, not silently ignored."""
+    from ..errors import ConfigError
+
+    values = fit_config.model_dump(exclude_unset=False)
+    if values.get("alpha") is None:  # the model's own default
+        values.pop("alpha")
+    values["validation"] = validation
+    accepted = inspect.signature(model.fit).parameters
+    defaults = type(fit_config)().model_dump()
+    defaults["validation"] = None
+    out = {}
+    if "seed" in accepted:
+        out_seed = {"seed": seed}
+    else:
+        out_seed = {}
+    for key, value in values.items():
+        if key in accepted:
+            out[key] = value
+        elif value != defaults.get(key):
+            raise ConfigError(f"fit.{key} is not supported by {type(model).__name__}; "
+                              f"it takes: {', '.join(k for k in accepted if k not in ('data', 'progress'))}")
+    return {**out, **out_seed}
 
 
 def format_metrics(metrics: dict[str, Any]) -> str:
-    """A table of errors, overall and per group."""
+    """A table of errors, overall and per group, and a line on the uncertainties if any."""
 
     def cells(m):
         out = []
@@ -72,6 +103,19 @@ def format_metrics(metrics: dict[str, Any]) -> str:
              f"{'all':<14}{metrics['n_structures']:>6}{cells(metrics)}"]
     for group, m in metrics.get("by_group", {}).items():
         lines.append(f"{group[:14]:<14}{m['n_structures']:>6}{cells(m)}")
+    u = metrics.get("uncertainty")
+    if u is not None:  # one calibration line, for all structures; the groups are in the JSON
+        if not u["n"]:
+            lines.append("uncertainty: no structure with an energy label")
+        else:
+            def show(value, fmt):
+                return "-" if value is None else fmt.format(value)
+
+            lines.append(
+                f"uncertainty (E/atom, n={u['n']}): within 1σ {show(u['within_1sigma'], '{:.1%}')} "
+                f"(ideal {u['expected_within_1sigma']:.1%}), 2σ {show(u['within_2sigma'], '{:.1%}')} "
+                f"({u['expected_within_2sigma']:.1%}); RMSE/RMS σ {show(u['rmse_over_rms_sigma'], '{:.2f}')}; "
+                f"mean σ {show(u['mean_sigma'], '{:.3g}')} meV/atom; Spearman {show(u['spearman'], '{:.2f}')}")
     return "\n".join(lines)
 
 
@@ -101,9 +145,16 @@ def run_fit(args: argparse.Namespace) -> int:
     model = build_model(config.model, species)
     print(f"fitting {type(model).__name__} to {len(train)} structures "
           f"({sum(len(a) for a in train)} atoms)", flush=True)
-    model.fit(train, energy_sigma=config.fit.energy_sigma, force_sigma=config.fit.force_sigma,
-              stress_sigma=config.fit.stress_sigma, alpha=config.fit.alpha, progress=True)
+    validation = config.data.validation
+    if isinstance(validation, str):
+        validation = AtomsDataset(read_structures(validation, **keys), source=validation, require=("energy",))
+    model.fit(train, **fit_arguments(model, config.fit, validation, config.seed), progress=True)
     metrics: dict[str, Any] = {"train": error_metrics(train.images, predict(model, train.images))}
+    fit_info = getattr(model, "fit_info", None)
+    if fit_info:
+        metrics["fit"] = fit_info
+        if "chosen" in fit_info:
+            print("chosen on validation: " + ", ".join(f"{k}={v}" for k, v in fit_info["chosen"].items()))
     stem = output.with_suffix("")
     if config.data.test:
         test = read_structures(config.data.test, **keys)
@@ -123,14 +174,16 @@ def run_fit(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     from ..data.sources import read_structures
     from ..models import predict
-    from ..report import parity_plot, write_json
+    from ..report import parity_plot, uncertainty_plot, write_json
     from ..serialization import load
     from ..training.metrics import error_metrics
 
     model = load(args.model)
     images = read_structures(args.data, energy_key=args.energy_key, forces_key=args.forces_key,
                              stress_key=args.stress_key)
-    predictions = predict(model, images, progress=len(images) > 200)
+    # None: uncertainties whenever the model predicts them; --no-uncertainty: never.
+    predictions = predict(model, images, progress=len(images) > 200,
+                          uncertainty=None if args.uncertainty else False)
     metrics = error_metrics(images, predictions)
     print(format_metrics(metrics))
     if args.json:
@@ -139,4 +192,8 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.plot:
         parity_plot(images, predictions, args.plot)
         print(f"wrote {args.plot}")
+        if metrics.get("uncertainty", {}).get("n"):
+            path = f"{Path(args.plot).with_suffix('')}.uncertainty.png"
+            uncertainty_plot(images, predictions, path)
+            print(f"wrote {path}")
     return 0

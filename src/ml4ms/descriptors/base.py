@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -52,6 +53,39 @@ def atomic_numbers_of(species: Sequence[int | str]) -> list[int]:
     return sorted(numbers)
 
 
+@dataclass
+class EdgeJacobian:
+    """Per-atom features and their derivatives with respect to each neighbour vector.
+
+    A per-atom descriptor depends on the positions only through the vectors
+    ``v_e = r_j - r_i + S @ cell`` from each centre ``i`` to its neighbours ``j``, so its
+    Jacobian is block-sparse: ``gradient[e]`` is the derivative of the centre's features
+    with respect to its own edge ``e``. Forces and virials of anything built on the
+    features follow by summing over edges (memory linear in the number of atoms; the
+    dense (atoms x atoms x 3 x F) Jacobian is never formed)::
+
+        dX/dr_k = sum_{e: j(e)=k} g_e - sum_{e: i(e)=k} g_e,    W_ab = sum_e g_e,a v_e,b
+
+    Attributes
+    ----------
+    features
+        (N, F) features of every atom.
+    centre, neighbour
+        (E,) atom indices ``i`` and ``j`` of each edge (edges that the descriptor ignores,
+        beyond its cutoff or periodic images of an aperiodic descriptor, are left out).
+    vectors
+        (E, 3) edge vectors, Å.
+    gradient
+        (E, 3, F): ``d features[centre[e]] / d vectors[e]``, feature units per Å.
+    """
+
+    features: torch.Tensor
+    centre: torch.Tensor
+    neighbour: torch.Tensor
+    vectors: torch.Tensor
+    gradient: torch.Tensor
+
+
 class Descriptor(nn.Module):
     """Base class of descriptors.
 
@@ -81,6 +115,15 @@ class Descriptor(nn.Module):
     def get_number_of_features(self) -> int:
         """The number of features F."""
         raise NotImplementedError
+
+    def edge_jacobian(self, graph: AtomicGraph) -> EdgeJacobian:
+        """Features and their derivatives per edge (see :class:`EdgeJacobian`); for per-atom
+        descriptors that provide it (closed-form fits of potentials need it)."""
+        raise NotImplementedError(f"{type(self).__name__} does not provide edge Jacobians")
+
+    def get_config(self) -> dict:
+        """Constructor arguments that rebuild this descriptor (JSON-serialisable)."""
+        raise NotImplementedError(f"{type(self).__name__} does not provide get_config")
 
     def feature_labels(self) -> list[str]:
         """One label per feature column, saying what it holds (species, n, l...)."""

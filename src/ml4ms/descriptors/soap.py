@@ -77,7 +77,7 @@ from ase.data import chemical_symbols
 from ..data.graph import AtomicGraph
 from ..data.neighbors import neighbor_list
 from ..errors import DataError, UnknownElementError
-from .base import Descriptor, _chunks, atomic_numbers_of
+from .base import Descriptor, EdgeJacobian, _chunks, atomic_numbers_of
 from .radial import GTORadialBasis, SmoothGTORadialBasis
 from .spherical_harmonics import L_MAX, block_factors, solid_harmonic_blocks
 
@@ -523,6 +523,25 @@ class SOAP(Descriptor):
         """Coefficients of every atom (or of ``centers``, global atom indices) of the graph."""
         channel = self._check_graph(graph)
         n_atoms = graph.positions.shape[0]
+        i, j, vectors = self._edges(graph, centers, positions, cell)
+        if centers is None:
+            centre, n_centres, self_channel = i, n_atoms, channel
+        else:
+            local = torch.full((n_atoms,), -1, dtype=torch.long, device=i.device)
+            local[centers] = torch.arange(len(centers), device=i.device)
+            centre, n_centres, self_channel = local[i], len(centers), channel[centers]
+        return self._coefficients(vectors, centre, channel[j], n_centres, self_channel)
+
+    def _edges(
+        self,
+        graph: AtomicGraph,
+        centers: torch.Tensor | None = None,
+        positions: torch.Tensor | None = None,
+        cell: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Centre, neighbour and vector of the edges this SOAP sees (inside its cutoff,
+        periodic images only when ``periodic``, centres among ``centers``)."""
+        n_atoms = graph.positions.shape[0]
         i, j = graph.edge_index
         if graph.n_structures == 1:  # one cell: a (3, 3) product instead of a per-edge gather
             positions = graph.positions if positions is None else positions
@@ -540,15 +559,121 @@ class SOAP(Descriptor):
             selected = torch.zeros(n_atoms, dtype=torch.bool, device=i.device)
             selected[centers] = True
             keep = selected[i] if keep is None else keep & selected[i]
-            local = torch.full((n_atoms,), -1, dtype=torch.long, device=i.device)
-            local[centers] = torch.arange(len(centers), device=i.device)
         if keep is not None:
             i, j, vectors = i[keep], j[keep], vectors[keep]
-        if centers is None:
-            centre, n_centres, self_channel = i, n_atoms, channel
-        else:
-            centre, n_centres, self_channel = local[i], len(centers), channel[centers]
-        return self._coefficients(vectors, centre, channel[j], n_centres, self_channel)
+        return i, j, vectors
+
+    # ------------------------------------------------------------------ edge Jacobian
+    def edge_jacobian(self, graph: AtomicGraph, *, chunk_edges: int = 2048) -> EdgeJacobian:
+        """Features and their exact derivatives with respect to every edge vector.
+
+        What closed-form fits of potentials need: the force and virial rows of a model
+        built on the features are sums over edges of ``gradient`` contracted with the
+        model's derivative (see :class:`~ml4ms.descriptors.base.EdgeJacobian`).
+
+        Each neighbour adds ``b_e = c(v_e)`` to its centre's coefficients, so ``db_e/dv_e``
+        is a per-edge quantity (three forward-mode passes over all edges at once) and the
+        power spectrum's derivative is ``db_e c_i^T + c_i db_e^T`` per l. Memory is
+        ``E x 3 x F`` for the output plus a bounded working set (``chunk_edges``).
+
+        Parameters
+        ----------
+        graph
+            As for :meth:`forward`.
+        chunk_edges
+            Edges processed at once.
+
+        Returns
+        -------
+        EdgeJacobian
+
+        Raises
+        ------
+        ValueError
+            For ``average`` other than "off" and compression "mu1nu1" or "crossover".
+        """
+        if self.average != "off":
+            raise ValueError("edge_jacobian needs per-atom features (average='off')")
+        if self._mode not in ("off", "mu2"):
+            raise ValueError(f"edge_jacobian supports compression 'off' and 'mu2', not {self._mode!r}")
+        channel = self._check_graph(graph)
+        n_atoms = graph.positions.shape[0]
+        with torch.no_grad():
+            i, j, vectors = self._edges(graph)
+            vectors = vectors.to(self.dtype)
+            coefficients = self._coefficients(vectors, i, channel[j], n_atoms, channel)
+            features = self._power_spectrum(coefficients)
+            # an atom exactly on top of its centre has no direction: leave it to the self term
+            parts = []
+            for start in range(0, len(i), chunk_edges):
+                stop = min(start + chunk_edges, len(i))
+                parts.append(self._edge_gradient(vectors[start:stop], i[start:stop],
+                                                 channel[j[start:stop]], coefficients))
+            n_features = features.shape[1]
+            gradient = torch.cat(parts) if parts else features.new_zeros(0, 3, n_features)
+        return EdgeJacobian(features=features, centre=i, neighbour=j, vectors=vectors,
+                            gradient=gradient)
+
+    def _edge_expansion(self, vectors: torch.Tensor, neighbour_channel: torch.Tensor) -> torch.Tensor:
+        """Each edge's own contribution to its centre's coefficients, flattened:
+        (E, sum_l n (2l + 1)), blocks in order of l, each (n, 2l + 1) row-major."""
+        x, y, z = vectors.unbind(1)
+        r2 = x * x + y * y + z * z
+        weight = (self._channel_weights[neighbour_channel] if self._species_weights is not None
+                  else torch.ones_like(r2))
+        weight = self._neighbour_weight(r2, weight)
+        tensors = (self._radial_exponents, self._radial_coefficients)
+        harmonics = solid_harmonic_blocks(x, y, z, r2, self.l_max, weight)
+        radial = self.basis.evaluate(r2, tensors)
+        blocks = []
+        for l in range(self.l_max + 1):
+            mixed = self.basis.mix(l, radial[l], tensors)  # (n, E): the mix is linear in the radial part
+            angular = harmonics[l] * getattr(self, f"_factor{l}")[:, None]  # (2l + 1, E)
+            blocks.append((mixed.T.unsqueeze(2) * angular.T.unsqueeze(1)).flatten(1))
+        return torch.cat(blocks, 1)
+
+    def _edge_gradient(self, vectors, centre, neighbour_channel, coefficients) -> torch.Tensor:
+        """(E, 3, F) derivative of the centre's power spectrum with respect to each edge."""
+        n, n_edges = self.n_max, vectors.shape[0]
+        tangents = torch.eye(3, dtype=vectors.dtype, device=vectors.device)
+        tangents = tangents[:, None, :].expand(3, n_edges, 3).contiguous()
+        with warnings.catch_warnings():  # torch's forward-AD set-up warns about its own jit use
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.")
+            jac = torch.func.vmap(
+                lambda t: torch.func.jvp(
+                    lambda v: self._edge_expansion(v, neighbour_channel), (vectors,), (t,)
+                )[1]
+            )(tangents)  # (3, E, sum_l n (2l + 1))
+        jac = jac.transpose(0, 1)
+        channels = self._n_channels
+        one_hot = None
+        if channels > 1:
+            one_hot = torch.nn.functional.one_hot(neighbour_channel, channels).to(vectors.dtype)
+        products, offset = [], 0
+        for l, c in enumerate(coefficients):
+            width = n * (2 * l + 1)
+            d = jac[:, :, offset:offset + width].reshape(n_edges, 3, n, 2 * l + 1)
+            offset += width
+            c_i = c[centre].reshape(n_edges, channels * n, 2 * l + 1)
+            a = torch.bmm(d.reshape(n_edges, 3 * n, 2 * l + 1), c_i.transpose(1, 2))
+            a = a.view(n_edges, 3, n, channels * n)
+            if one_hot is not None:  # the edge moves the rows of its neighbour's channel only
+                a = (a.unsqueeze(2) * one_hot[:, None, :, None, None]).reshape(
+                    n_edges, 3, channels * n, channels * n)
+            products.append(a + a.transpose(2, 3))
+        stacked = torch.stack(products, 2).reshape(n_edges, 3, -1)
+        return stacked.index_select(2, self._feature_index) * self._feature_prefactor
+
+    def get_config(self) -> dict:
+        """Constructor arguments that rebuild this SOAP (JSON-serialisable)."""
+        return {
+            "species": list(self.species), "r_cut": self.r_cut, "n_max": self.n_max,
+            "l_max": self.l_max, "sigma": self.sigma, "rbf": self.rbf,
+            "weighting": dict(self.weighting) or None, "average": self.average,
+            "compression": {k: v for k, v in self.compression.items()} if self.compression else None,
+            "periodic": self.periodic, "dtype": str(self.dtype).removeprefix("torch."),
+            **({"cutoff_width": self.cutoff_width} if self.rbf == "gto_smooth" else {}),
+        }
 
     # ------------------------------------------------------------------ the kernel
     def _layout(self, centre: torch.Tensor, neighbour_channel: torch.Tensor, n_centres: int):

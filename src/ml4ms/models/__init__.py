@@ -3,15 +3,19 @@
 from .base import AtomisticModel, model_class
 from .pair import LennardJones, Morse, PairPotential
 from .linear_pair import LinearPairPotential
+from .linear import LinearPotential
+from .gap import SparseGPPotential
 from .predict import Predictions, predict
 
 __all__ = [
     "AtomisticModel",
     "LennardJones",
     "LinearPairPotential",
+    "LinearPotential",
     "Morse",
     "PairPotential",
     "Predictions",
+    "SparseGPPotential",
     "model_class",
     "predict",
 ]

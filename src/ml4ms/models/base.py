@@ -75,6 +75,8 @@ class AtomisticModel(nn.Module):
     """
 
     registry_name: ClassVar[str | None] = None
+    #: True for models that implement :meth:`uncertainty` (GP, Bayesian ridge, committees).
+    supports_uncertainty: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -201,9 +203,12 @@ class AtomisticModel(nn.Module):
         energy = energy.index_add(0, graph.batch, energies)
         out = {"energy": energy, "energies": energies}
         if inputs:
-            grads = torch.autograd.grad(
-                energy.sum(), inputs, create_graph=create_graph, allow_unused=True
-            )
+            if energy.requires_grad:
+                grads = torch.autograd.grad(
+                    energy.sum(), inputs, create_graph=create_graph, allow_unused=True
+                )
+            else:  # nothing depends on the geometry (isolated atoms of a many-body model)
+                grads = [None] * len(inputs)
             grads = [torch.zeros_like(x) if g is None else g for x, g in zip(inputs, grads)]
             if compute_forces:
                 out["forces"] = -grads[0]
@@ -214,6 +219,17 @@ class AtomisticModel(nn.Module):
                     raise DataError("stress needs a cell of non-zero volume", index=index, field="cell")
                 out["stress"] = grads[-1] / volumes.to(energy.dtype)[:, None, None]
         return out
+
+    def uncertainty(self, graph: AtomicGraph) -> dict[str, torch.Tensor]:
+        """Predicted standard deviations of the energies, for models with ``supports_uncertainty``.
+
+        Returns
+        -------
+        dict
+            ``"energy"`` (B,) eV: of each structure's total energy; ``"energies"`` (N,) eV:
+            of each atom's energy. Calibrated scale included (see the model's documentation).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not predict uncertainties")
 
     @property
     def elements(self) -> list[str] | None:

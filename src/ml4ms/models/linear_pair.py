@@ -112,6 +112,19 @@ class LinearPairPotential(AtomisticModel):
 
     # ------------------------------------------------------------ design matrix
     @torch.no_grad()
+    def atom_design(self, graph: AtomicGraph) -> torch.Tensor:
+        """Derivatives of the atomic energies with respect to the weights, (N, n_pair_types * n_basis)."""
+        r = torch.linalg.vector_norm(graph.edge_vectors(), dim=1)
+        phi, _ = self.basis(r)
+        k = self.n_basis
+        n_params = self.n_pair_types * k
+        columns = self.pair_types(graph)[:, None] * k + torch.arange(k, device=r.device)
+        out = torch.zeros(len(graph.numbers) * n_params, dtype=r.dtype, device=r.device)
+        flat = graph.edge_index[0][:, None] * n_params + columns
+        out.index_add_(0, flat.reshape(-1), (0.5 * phi).reshape(-1))
+        return out.reshape(len(graph.numbers), n_params)
+
+    @torch.no_grad()
     def design(self, graph: AtomicGraph) -> dict[str, torch.Tensor]:
         """Derivatives of energies, forces and stresses with respect to the weights.
 

@@ -42,6 +42,13 @@ class Calculator(_AseCalculator):
     (6,) eV/Å³ in Voigt order (xx, yy, zz, yz, xz, xy), positive = tensile. Stress is
     available for cells of non-zero volume only.
 
+    For a model with ``supports_uncertainty``, also ``energy_std`` (eV, the predicted
+    standard deviation of the energy) and ``energies_std`` ((N,) eV, of each atom's
+    energy), computed only when asked for
+    (``atoms.calc.get_property("energy_std", atoms)``), never by ``get_forces()`` and
+    the like, so that molecular dynamics does not pay for them. For other models they
+    are not among the :attr:`implemented_properties`.
+
     Examples
     --------
     >>> from ase.build import bulk
@@ -54,6 +61,8 @@ class Calculator(_AseCalculator):
     """
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
+    #: Added to :attr:`implemented_properties` for a model with ``supports_uncertainty``.
+    uncertainty_properties = ("energy_std", "energies_std")
 
     def __init__(
         self,
@@ -74,6 +83,9 @@ class Calculator(_AseCalculator):
         if (self.device, self.dtype) != (reference.device, reference.dtype):
             model = copy.deepcopy(model).to(device=self.device, dtype=self.dtype)
         self.model = model
+        if model.supports_uncertainty:
+            # Per instance: ASE reports a property the model cannot give as not implemented.
+            self.implemented_properties = [*type(self).implemented_properties, *self.uncertainty_properties]
 
     def calculate(
         self,
@@ -86,6 +98,11 @@ class Calculator(_AseCalculator):
         want_stress = "stress" in properties
         if want_stress and atoms.cell.rank < 3:
             raise PropertyNotImplementedError("stress needs a cell with three lattice vectors")
+        want_std = any(name in self.uncertainty_properties for name in properties)
+        if want_std and not self.model.supports_uncertainty:
+            raise PropertyNotImplementedError(
+                f"{type(self.model).__name__} does not predict uncertainties (energy_std, energies_std)"
+            )
         # Stress comes almost for free with forces; compute it whenever the cell allows,
         # so that a later get_stress() needs no second evaluation.
         compute_stress = atoms.cell.rank == 3
@@ -94,6 +111,11 @@ class Calculator(_AseCalculator):
             atoms, self.model.cutoff, dtype=self.dtype, device=self.device,
             neighbor_lists=[nl], labels=False,
         )
+        # ASE keeps results only while the atoms are unchanged: an uncertainty asked for
+        # after the energy of the same geometry needs no second forward pass.
+        if want_std and not system_changes and "energy" in self.results:
+            self.results.update(self._uncertainty(graph))
+            return
         training = self.model.training
         try:
             self.model.eval()
@@ -110,4 +132,20 @@ class Calculator(_AseCalculator):
         if compute_stress:
             stress = out["stress"].detach().cpu().numpy()[0].astype(np.float64)
             self.results["stress"] = full_3x3_to_voigt_6_stress(stress)
+        if want_std:
+            self.results.update(self._uncertainty(graph))
+
+    def _uncertainty(self, graph: AtomicGraph) -> dict[str, float | np.ndarray]:
+        """``energy_std`` (float, eV) and ``energies_std`` ((N,) float64, eV) of one structure."""
+        training = self.model.training
+        try:
+            self.model.eval()
+            with torch.no_grad():
+                out = self.model.uncertainty(graph)
+        finally:
+            self.model.train(training)
+        return {
+            "energy_std": float(out["energy"].detach().cpu()[0]),
+            "energies_std": out["energies"].detach().cpu().numpy().astype(np.float64),
+        }
 

@@ -1,0 +1,142 @@
+"""Unweighted observation rows of a closed-form fit, kept to re-weight and re-solve cheaply.
+
+Building the rows (descriptor Jacobians contracted with the feature map) is the costly
+part of a closed-form fit; weighting them by sigmas and solving is cheap. Holding the
+rows once lets a fit try many ``(energy_sigma, force_sigma, stress_sigma, alpha)``
+combinations, and predict a validation set, by linear algebra alone
+(:meth:`DescriptorPotential.fit <ml4ms.models.descriptor_potential.DescriptorPotential.fit>`
+with ``search``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..data.graph import AtomicGraph
+from ..keys import VOIGT_COLUMNS, VOIGT_ROWS
+
+
+@dataclass
+class Observations:
+    """Rows ``A`` and targets ``y`` (labels minus reference energies) by kind.
+
+    Attributes
+    ----------
+    energy, forces, stress
+        (n, P) rows of total energies, force components and Voigt stress components.
+    energy_target, forces_target, stress_target
+        (n,) labels, eV, eV/Å, eV/Å³ (energies without the reference energies).
+    energy_structure, forces_structure, stress_structure
+        (n,) index of the structure each row belongs to (for per-structure sigmas).
+    n_atoms
+        (n_structures,) atoms per structure.
+    energy_extra_variance
+        (n_energies,) variance of each energy not carried by the weights (a sparse GP's
+        DTC term), eV², or zeros.
+    """
+
+    energy: list | np.ndarray = field(default_factory=list)
+    energy_target: list | np.ndarray = field(default_factory=list)
+    energy_structure: list | np.ndarray = field(default_factory=list)
+    energy_extra_variance: list | np.ndarray = field(default_factory=list)
+    forces: list | np.ndarray = field(default_factory=list)
+    forces_target: list | np.ndarray = field(default_factory=list)
+    forces_structure: list | np.ndarray = field(default_factory=list)
+    stress: list | np.ndarray = field(default_factory=list)
+    stress_target: list | np.ndarray = field(default_factory=list)
+    stress_structure: list | np.ndarray = field(default_factory=list)
+    n_atoms: list | np.ndarray = field(default_factory=list)
+
+    def add(self, design: dict[str, torch.Tensor], graph: AtomicGraph, e0: torch.Tensor, first: int,
+            extra_variance: torch.Tensor | None = None) -> None:
+        """Append the rows of one batch whose first structure has index ``first``."""
+        dtype = design["energy"].dtype
+        n_struct = graph.n_structures
+        index = torch.arange(first, first + n_struct)
+        self.n_atoms.append(graph.n_atoms.cpu().numpy())
+        if graph.energy is not None:
+            reference = torch.zeros(n_struct, dtype=dtype).index_add(0, graph.batch, e0.to(dtype)[graph.numbers])
+            has = torch.isfinite(graph.energy)
+            self.energy.append(design["energy"][has].cpu().numpy())
+            self.energy_target.append((graph.energy[has] - reference[has]).cpu().numpy())
+            self.energy_structure.append(index[has].numpy())
+            extra = torch.zeros(n_struct, dtype=dtype) if extra_variance is None else extra_variance
+            self.energy_extra_variance.append(extra[has].cpu().numpy())
+        if graph.forces is not None:
+            has = torch.isfinite(graph.forces).all(1)
+            f = design["forces"][has]
+            self.forces.append(f.reshape(-1, f.shape[-1]).cpu().numpy())
+            self.forces_target.append(graph.forces[has].reshape(-1).cpu().numpy())
+            self.forces_structure.append(np.repeat((first + graph.batch[has]).numpy(), 3))
+        if graph.stress is not None:
+            has = torch.isfinite(graph.stress).all((1, 2)) & (graph.volumes() > 0)
+            if bool(has.any()):
+                voigt = design["stress"][has][:, VOIGT_ROWS, VOIGT_COLUMNS]
+                self.stress.append(voigt.reshape(-1, voigt.shape[-1]).cpu().numpy())
+                self.stress_target.append(graph.stress[has][:, VOIGT_ROWS, VOIGT_COLUMNS].reshape(-1).numpy())
+                self.stress_structure.append(np.repeat(index[has].numpy(), 6))
+
+    def finish(self, n_params: int) -> Observations:
+        """Concatenate the appended blocks into arrays."""
+        def cat(parts, width=None):
+            if isinstance(parts, np.ndarray):
+                return parts
+            if parts:
+                return np.concatenate(parts)
+            return np.zeros((0, width)) if width is not None else np.zeros(0)
+
+        return Observations(
+            energy=cat(self.energy, n_params), energy_target=cat(self.energy_target),
+            energy_structure=cat(self.energy_structure).astype(np.int64),
+            energy_extra_variance=cat(self.energy_extra_variance),
+            forces=cat(self.forces, n_params), forces_target=cat(self.forces_target),
+            forces_structure=cat(self.forces_structure).astype(np.int64),
+            stress=cat(self.stress, n_params), stress_target=cat(self.stress_target),
+            stress_structure=cat(self.stress_structure).astype(np.int64),
+            n_atoms=cat(self.n_atoms).astype(np.int64),
+        )
+
+    def weighted(self, sigmas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and targets divided by their sigmas; ``sigmas`` (n_structures, 3) per structure
+        (energy per atom, force component, stress component; inf drops a quantity)."""
+        e_scale = 1.0 / (sigmas[self.energy_structure, 0] * self.n_atoms[self.energy_structure])
+        f_scale = 1.0 / sigmas[self.forces_structure, 1]
+        s_scale = 1.0 / sigmas[self.stress_structure, 2]
+        rows = np.vstack([self.energy * e_scale[:, None], self.forces * f_scale[:, None],
+                          self.stress * s_scale[:, None]])
+        targets = np.concatenate([self.energy_target * e_scale, self.forces_target * f_scale,
+                                  self.stress_target * s_scale])
+        keep = np.concatenate([e_scale, f_scale, s_scale]) > 0
+        return rows[keep], targets[keep]
+
+    def errors(self, weights: np.ndarray) -> dict[str, float]:
+        """MAE of energies (meV/atom), forces (eV/Å) and stresses (eV/Å³) for ``weights``."""
+        n = self.n_atoms[self.energy_structure]
+        out = {}
+        if len(self.energy):
+            out["energy_mae"] = float(np.abs((self.energy @ weights - self.energy_target) / n).mean() * 1000)
+        if len(self.forces):
+            out["forces_mae"] = float(np.abs(self.forces @ weights - self.forces_target).mean())
+        if len(self.stress):
+            out["stress_mae"] = float(np.abs(self.stress @ weights - self.stress_target).mean())
+        return out
+
+    def merged(self, other: Observations) -> Observations:
+        """These rows followed by ``other``'s (whose structures are renumbered after ours)."""
+        offset = len(self.n_atoms)
+        return Observations(
+            energy=np.vstack([self.energy, other.energy]),
+            energy_target=np.concatenate([self.energy_target, other.energy_target]),
+            energy_structure=np.concatenate([self.energy_structure, other.energy_structure + offset]),
+            energy_extra_variance=np.concatenate([self.energy_extra_variance, other.energy_extra_variance]),
+            forces=np.vstack([self.forces, other.forces]),
+            forces_target=np.concatenate([self.forces_target, other.forces_target]),
+            forces_structure=np.concatenate([self.forces_structure, other.forces_structure + offset]),
+            stress=np.vstack([self.stress, other.stress]),
+            stress_target=np.concatenate([self.stress_target, other.stress_target]),
+            stress_structure=np.concatenate([self.stress_structure, other.stress_structure + offset]),
+            n_atoms=np.concatenate([self.n_atoms, other.n_atoms]),
+        )
