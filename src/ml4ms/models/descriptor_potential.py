@@ -370,7 +370,7 @@ class DescriptorPotential(AtomisticModel):
                 solved = scipy.linalg.solve_triangular(factor.T, held.energy.T, lower=True)
                 variance = (solved**2).sum(0) + held.energy_extra_variance
                 errors = held.energy @ weights - held.energy_target
-                scale = float(np.sqrt(np.mean(errors**2 / np.maximum(variance, 1e-300))))
+                scale = _calibration_scale(errors, variance)
             validation_errors = held.errors(weights)
             observed = observed.merged(held)
             train = AtomsDataset(train.images + held_out.images, source=data.source)
@@ -446,8 +446,7 @@ class DescriptorPotential(AtomisticModel):
             self.uncertainty_scale.fill_(1.0)
         predicted = predict(self, images, compute_stress=False, uncertainty=True)
         errors = predicted.energy - np.array([a.info["energy"] for a in images])
-        ratio = errors / np.maximum(predicted.energy_std, 1e-300)
-        scale = float(np.sqrt(np.mean(ratio**2)))
+        scale = _calibration_scale(errors, predicted.energy_std**2)
         with torch.no_grad():
             self.uncertainty_scale.fill_(scale)
         return scale
@@ -488,6 +487,11 @@ def _check_labels(data: AtomsDataset, sigmas: np.ndarray) -> None:
     if np.isfinite(sigmas[:, 2]).any() and not any(has_stress):
         raise DataError("stresses are weighted (stress_sigma) but no training structure has a stress; "
                         "set stress_sigma: null", source=data.source, field=STRESS)
+
+
+def _calibration_scale(errors: np.ndarray, variance: np.ndarray) -> float:
+    """Maximum-likelihood scale of predicted standard deviations: ``sqrt(mean(e² / σ²))``."""
+    return float(np.sqrt(np.mean(errors**2 / np.maximum(variance, 1e-300))))
 
 
 def _best_trial(trials: list[dict[str, Any]]) -> dict[str, Any]:
