@@ -160,3 +160,43 @@ def html_report(path: str | os.PathLike, title: str, sections: Sequence[tuple[st
         if image:
             parts.append(f"<img src='{html.escape(image)}' style='max-width:100%'>")
     return atomic_write_text(path, "\n".join(parts) + "\n")
+
+
+def barrier_plot(path_A: np.ndarray, energies: np.ndarray, sigma: np.ndarray | None,
+                 path: str | os.PathLike, title: str | None = None) -> Path:
+    """Energy along a reaction path (eV against Å), with a ±2σ band when sigmas are given."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(path_A, energies, "o-", lw=1.5, label="energy")
+    if sigma is not None:
+        ax.fill_between(path_A, energies - 2 * sigma, energies + 2 * sigma, alpha=0.25, label="±2σ")
+        ax.legend()
+    ax.set_xlabel("reaction coordinate (Å)")
+    ax.set_ylabel("energy relative to initial (eV)")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    _save_figure(fig, path)
+    plt.close(fig)
+    return Path(path)
+
+
+def eos_plot(volumes: np.ndarray, energies: np.ndarray, path: str | os.PathLike, eos: str = "birchmurnaghan") -> Path:
+    """Energy against volume with the fitted equation of state."""
+    from ase.eos import EquationOfState
+
+    plt = _pyplot()
+    fit = EquationOfState(volumes, energies, eos=eos)
+    v0, e0, _ = fit.fit()
+    _, _, _, _, grid, curve, _, _ = fit.getplotdata()
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(volumes, energies, "o", label="model")
+    ax.plot(grid, curve, "-", label=eos)
+    ax.axvline(v0, color="grey", lw=0.8)
+    ax.set_xlabel("volume (Å³)")
+    ax.set_ylabel("energy (eV)")
+    ax.legend()
+    fig.tight_layout()
+    _save_figure(fig, path)
+    plt.close(fig)
+    return Path(path)

@@ -16,7 +16,7 @@ from .._version import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import data, demo, featurize, fit, info
+    from . import data, demo, featurize, fit, info, simulate
 
     parser = argparse.ArgumentParser(
         prog="ml4ms",
@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"ml4ms {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (info, data, featurize, fit, demo):
+    for module in (info, data, featurize, fit, simulate, demo):
         module.register(commands)
     return parser
 

@@ -231,6 +231,21 @@ class AtomisticModel(nn.Module):
         """
         raise NotImplementedError(f"{type(self).__name__} does not predict uncertainties")
 
+    def energy_covariance(self, graph: AtomicGraph) -> torch.Tensor:
+        """Predicted covariance of the total energies of the structures in ``graph``, eV².
+
+        For models with ``supports_uncertainty``. The off-diagonal terms matter for
+        differences of energies (a barrier, a formation energy): errors the structures
+        share cancel, so ``var(E_a - E_b) = C_aa + C_bb - 2 C_ab`` is usually far smaller
+        than ``C_aa + C_bb``.
+
+        Returns
+        -------
+        torch.Tensor
+            (B, B), eV²; its diagonal is ``uncertainty(graph)["energy"]**2``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not predict uncertainties")
+
     @property
     def elements(self) -> list[str] | None:
         """Symbols of the model's elements, or None when it takes any element."""

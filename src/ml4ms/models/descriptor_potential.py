@@ -122,6 +122,11 @@ class DescriptorPotential(AtomisticModel):
         """Variance not captured by the weights' posterior (a sparse GP's DTC term), eV²."""
         return None
 
+    def extra_covariance(self, q: torch.Tensor, channel: torch.Tensor, batch: torch.Tensor,
+                         n_groups: int) -> torch.Tensor | None:
+        """(B, B) covariance of structure energies not captured by the weights' posterior, eV²."""
+        return None
+
     # ------------------------------------------------------------ configuration
     def get_config(self) -> dict[str, Any]:
         return {"descriptor": self.descriptor.get_config() | {"type": "soap"}, "pair": self._pair_config}
@@ -198,6 +203,24 @@ class DescriptorPotential(AtomisticModel):
             variance = variance + torch.cat([extra_structures, extra_atoms])
         std = variance.clamp_min(0).sqrt() * self.uncertainty_scale.to(phi.dtype)
         return {"energy": std[:n_structures], "energies": std[n_structures:]}
+
+    @torch.no_grad()
+    def energy_covariance(self, graph: AtomicGraph) -> torch.Tensor:
+        """Predicted covariance (B, B) of the structures' total energies, eV².
+
+        ``Φᵀ (RᵀR)⁻¹ Φ`` over the structures' summed basis rows, plus (sparse GP) the DTC
+        covariance, times ``uncertainty_scale²``; see :meth:`uncertainty`.
+        """
+        self.check_elements(graph)
+        phi, q = self.atom_design(graph)
+        n_structures = graph.n_structures
+        per_structure = phi.new_zeros(n_structures, phi.shape[1]).index_add(0, graph.batch, phi)
+        solved = torch.linalg.solve_triangular(self.posterior_factor.to(phi.dtype).T, per_structure.T, upper=False)
+        covariance = solved.T @ solved
+        extra = self.extra_covariance(q, self._channel(graph), graph.batch, n_structures)
+        if extra is not None:
+            covariance = covariance + extra
+        return covariance * self.uncertainty_scale.to(phi.dtype) ** 2
 
     # ------------------------------------------------------------ fit
     def design(self, graph: AtomicGraph) -> dict[str, torch.Tensor]:

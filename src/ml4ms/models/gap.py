@@ -103,3 +103,13 @@ class SparseGPPotential(DescriptorPotential):
             prior = kernel.new_zeros(n_groups).index_add(0, batch, kernel.sum(1))
         solved = torch.linalg.solve_triangular(self.kmm_factor.to(q.dtype).T, k.T, upper=False)
         return prior - (solved**2).sum(0)
+
+    def extra_covariance(self, q, channel, batch, n_groups):
+        """DTC covariance ``Σ_{i∈a, j∈b} [k(i, j) - k_iᵀ K_MM⁻¹ k_j]`` of structure sums."""
+        members = torch.nn.functional.one_hot(batch, n_groups).to(q.dtype)  # (N, B)
+        unit = q / q.norm(dim=1, keepdim=True).clamp_min(1e-300)
+        same = channel[:, None] == channel[None, :]
+        kernel = self.delta**2 * (unit @ unit.T).clamp_min(0).pow(self.zeta) * same
+        k = members.T @ self.feature_map(q, channel)  # (B, M)
+        solved = torch.linalg.solve_triangular(self.kmm_factor.to(q.dtype).T, k.T, upper=False)
+        return members.T @ kernel @ members - solved.T @ solved

@@ -135,6 +135,26 @@ class Calculator(_AseCalculator):
         if want_std:
             self.results.update(self._uncertainty(graph))
 
+    def energy_covariance(self, images: Sequence[Atoms]) -> np.ndarray:
+        """Predicted covariance of the total energies of ``images``, eV², shape (B, B).
+
+        What an error bar on an energy *difference* needs: ``var(E_a - E_b) = C_aa + C_bb
+        - 2 C_ab`` (see :meth:`ml4ms.models.AtomisticModel.energy_covariance`).
+        """
+        if not self.model.supports_uncertainty:
+            raise PropertyNotImplementedError(f"{type(self.model).__name__} does not predict uncertainties")
+        graph = AtomicGraph.from_atoms(list(images), self.model.cutoff, dtype=self.dtype, device=self.device,
+                                       labels=False)
+        training = self.model.training
+        try:
+            self.model.eval()
+            with torch.no_grad():
+                covariance = self.model.energy_covariance(graph)
+        finally:
+            self.model.train(training)
+        covariance = covariance.detach().cpu().numpy().astype(np.float64)
+        return (covariance + covariance.T) / 2  # exact symmetry despite round-off in the DTC term
+
     def _uncertainty(self, graph: AtomicGraph) -> dict[str, float | np.ndarray]:
         """``energy_std`` (float, eV) and ``energies_std`` ((N,) float64, eV) of one structure."""
         training = self.model.training

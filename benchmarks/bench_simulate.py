@@ -1,0 +1,214 @@
+"""Simulations with each potential family: NVE energy conservation, hot MD stability, MD speed, elastic constants.
+
+Part 1 fits each family (two-body, linear SOAP, sparse GP) to EMT-labelled Cu
+(``ml4ms.data.emt.emt_dataset``) and runs, for each and for EMT itself as the classical floor:
+- NVE, 108-atom Cu, 300 K, 1 fs, ``--ps`` ps: total-energy drift and largest change, meV/atom;
+- Langevin at 1200 K for ``--ps`` ps: completes without diverging (no exploded atoms);
+- MD speed for 108 to 4000 atoms: µs per atom per step and ns/day (1 fs steps).
+Part 2 fits the sparse GP of ``examples/mlearn/<El>-gap.yaml`` (with the hyper-parameters its
+search chose, benchmarks/mlearn.json) to mlearn Cu and Mo and compares its elastic constants
+with those the DFT ``Elastic`` structures imply (the same least-squares estimator on the same
+strained cells).
+
+    python benchmarks/bench_simulate.py                 # everything (about 40 minutes on 2 cores)
+    python benchmarks/bench_simulate.py --ps 2 --parts md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent
+STORE = HERE / "simulate.json"
+sys.path.insert(0, str(HERE))
+
+
+def families(data):
+    """Each potential family, fitted to the EMT data."""
+    from ml4ms.models import LinearPairPotential, LinearPotential, SparseGPPotential
+
+    soap = {"r_cut": 4.5, "n_max": 6, "l_max": 4, "sigma": 0.5, "rbf": "gto_smooth"}
+    sigmas = {"energy_sigma": 0.001, "force_sigma": 0.02, "stress_sigma": 0.005}
+    pair = LinearPairPotential(species=["Cu"], cutoff=5.0, n_basis=16, r_min=1.5)
+    pair.fit(data, **sigmas)
+    linear = LinearPotential(["Cu"], soap, pair={"cutoff": 4.5, "n_basis": 12})
+    linear.fit(data, alpha=1e-8, **sigmas)
+    gap = SparseGPPotential(["Cu"], soap, n_sparse=300)
+    gap.fit(data, validation=0.1, **sigmas)
+    return {"two-body": pair, "linear SOAP": linear, "sparse GP": gap}
+
+
+def run_md_part(ps: float, sizes: list[int]) -> dict:
+    import numpy as np
+    from ase.calculators.emt import EMT
+
+    from ml4ms.data.emt import emt_dataset
+    from ml4ms.simulate import Calculator, SimulationDiverged, molecular_dynamics
+
+    reference = emt_dataset("Cu")
+    calculators = {"EMT": EMT(), **{k: Calculator(m) for k, m in families(reference.data).items()}}
+    crystal = reference.crystal
+    steps = int(round(ps * 1000))
+    out = {}
+    for name, calc in calculators.items():
+        row: dict = {}
+        atoms = crystal.repeat(3)
+        atoms.calc = calc
+        nve = molecular_dynamics(atoms, ensemble="nve", steps=steps, timestep_fs=1.0, temperature_K=300,
+                                 initial_temperature_K=600, log_interval=50, log_uncertainty=False,
+                                 progress=False, seed=1)
+        row["nve"] = {"drift_meV_per_atom_per_ps": nve.drift(), "max_change_meV_per_atom": nve.energy_change(),
+                      "mean_T_K": nve.summary()["mean_temperature_K"], "ps": ps}
+        hot = crystal.repeat(3)
+        hot.calc = calc
+        try:
+            run = molecular_dynamics(hot, ensemble="langevin", steps=steps, timestep_fs=1.0, temperature_K=1200,
+                                     log_interval=50, log_uncertainty=False, progress=False, seed=2)
+            row["hot"] = {"status": run.status, "mean_T_K": run.summary()["mean_temperature_K"],
+                          "max_force_eV_per_A": float(np.abs(hot.get_forces()).max())}
+        except SimulationDiverged as diverged:
+            row["hot"] = {"status": f"diverged at step {diverged.step}"}
+        row["speed"] = {}
+        for n in sizes:
+            repeat = max(1, round((n / len(crystal)) ** (1 / 3)))
+            atoms = crystal.repeat(repeat)
+            atoms.calc = calc
+            timed = molecular_dynamics(atoms, ensemble="nve", steps=20 if len(atoms) > 1000 else 50,
+                                       timestep_fs=1.0, temperature_K=300, log_interval=10, log_uncertainty=False,
+                                       progress=False)
+            row["speed"][len(atoms)] = {"us_per_atom_step": timed.us_per_atom_step, "ns_per_day": timed.ns_per_day}
+        out[name] = row
+        print(name, json.dumps(row), flush=True)
+    return out
+
+
+def energy_curvature(images, energies) -> dict[str, float]:
+    """C11 and C44 (GPa) from the curvature of energy against a single strain component.
+
+    An independent route to the same constants: the energies of the cells strained along xx
+    only (yz only) within 3 %, fitted by a cubic in the strain; ``C = (1/V0) d²E/dε²``.
+    """
+    import numpy as np
+    from ase import units
+
+    from ml4ms.simulate.elastic import strain_of
+
+    reference = np.median([a.cell.array for a in images], axis=0)
+    volume = abs(np.linalg.det(reference))
+    strains = np.array([strain_of(a.cell.array, reference) for a in images])
+    out = {}
+    for component, name in ((0, "C11"), (3, "C44")):
+        others = np.abs(np.delete(strains, component, 1)).max(1) < 1e-4
+        keep = others & (np.abs(strains[:, component]) <= 0.031)
+        x, y = strains[keep, component], np.asarray(energies)[keep] / volume / units.GPa
+        out[name] = float(2 * np.polyfit(x, y, min(3, keep.sum() - 1))[-3]) if keep.sum() >= 3 else float("nan")
+    return out
+
+
+def run_elastic_part(elements: list[str]) -> dict:
+    from ase.data import atomic_numbers
+
+    from ml4ms.cli.demo import dft_reference
+    from ml4ms.cli.fit import build_model
+    from ml4ms.config import load_fit_config
+    from ml4ms.data.dataset import AtomsDataset
+    from ml4ms.models import predict
+    from ml4ms.simulate import elastic_constants_from_data
+
+    chosen = json.loads((HERE / "mlearn.json").read_text())
+    out = {}
+    for el in elements:
+        config = load_fit_config(ROOT / "examples" / "mlearn" / f"{el}-gap.yaml")
+        model = build_model(config.model, [atomic_numbers[el]])
+        train = AtomsDataset.from_dataset("mlearn", element=el, split="train")
+        test = AtomsDataset.from_dataset("mlearn", element=el, split="test")
+        fit = {**chosen[f"{el}-gap"]["chosen"]}
+        t0 = time.perf_counter()
+        model.fit(train, validation=0.1, **fit)
+        dft = dft_reference(train.images + test.images)
+        strained = dft["images"]
+        sizes = [len(a) for a in strained]
+        same = [a for a in strained if len(a) == max(set(sizes), key=sizes.count)]
+        predicted = predict(model, strained)
+        mine = elastic_constants_from_data(strained, stresses=predicted.stress).cubic()
+        theirs = dft["elastic"].cubic()
+        curvature = {"dft": energy_curvature(same, [a.info["energy"] for a in same]),
+                     "model": energy_curvature(same, predict(model, same).energy)}
+        out[el] = {"model": mine, "dft": theirs, "relative": {k: mine[k] / theirs[k] - 1 for k in mine},
+                   "energy_curvature": curvature,
+                   "n_cells": dft["elastic"].n_points, "fit": fit, "fit_seconds": time.perf_counter() - t0}
+        print(el, json.dumps(out[el]), flush=True)
+    return out
+
+
+def table(results: dict) -> str:
+    lines = []
+    md = results.get("md")
+    if md:
+        sizes = sorted({int(n) for row in md.values() for n in row["speed"]})
+        lines += [f"NVE: 108-atom Cu, started at 600 K (settles near 300 K), 1 fs steps, {next(iter(md.values()))['nve']['ps']} ps; "
+                  "hot: Langevin 1200 K, same length. Potentials fitted to EMT-labelled Cu (`ml4ms.data.emt`).", "",
+                  "| potential | NVE drift (meV/atom/ps) | NVE max ΔE_tot (meV/atom) | 1200 K run | "
+                  + " | ".join(f"µs/atom/step @ {n}" for n in sizes) + " | ns/day @ 108 |",
+                  "|---|---|---|---|" + "---|" * len(sizes) + "---|"]
+        for name, row in md.items():
+            speed = row["speed"]
+            lines.append(f"| {name} | {row['nve']['drift_meV_per_atom_per_ps']:.4f} | "
+                         f"{row['nve']['max_change_meV_per_atom']:.3f} | {row['hot']['status']} | "
+                         + " | ".join(f"{speed[str(n)]['us_per_atom_step']:.0f}" if str(n) in speed else "-"
+                                      for n in sizes)
+                         + f" | {speed[str(sizes[0])]['ns_per_day']:.2f} |")
+    elastic = results.get("elastic")
+    if elastic:
+        lines += ["", "Elastic constants (GPa), sparse GP fitted to mlearn energies and forces, against the DFT "
+                  "values its Elastic structures imply. Stress route: least squares of stress against strain over "
+                  "the same strained cells (strains up to 3 %) for model and DFT. Energy route (independent): "
+                  "curvature of the energy against a single strain component. Target: within 10 %.", "",
+                  "| element | C11 model / DFT (stress) | C12 model / DFT (stress) | C44 model / DFT (stress) "
+                  "| largest difference (stress) | C11 model / DFT (energy) | C44 model / DFT (energy) |",
+                  "|---|---|---|---|---|---|---|"]
+        for el, row in elastic.items():
+            m, d = row["model"], row["dft"]
+            worst = max(abs(v) for v in row["relative"].values())
+            ce = row.get("energy_curvature", {"model": {"C11": float("nan"), "C44": float("nan")},
+                                              "dft": {"C11": float("nan"), "C44": float("nan")}})
+            lines.append(f"| {el} | {m['C11']:.1f} / {d['C11']:.1f} | {m['C12']:.1f} / {d['C12']:.1f} | "
+                         f"{m['C44']:.1f} / {d['C44']:.1f} | {100 * worst:.1f} % | "
+                         f"{ce['model']['C11']:.1f} / {ce['dft']['C11']:.1f} | "
+                         f"{ce['model']['C44']:.1f} / {ce['dft']['C44']:.1f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ps", type=float, default=10.0, help="length of the NVE and 1200 K runs, ps")
+    parser.add_argument("--sizes", default="108,500,1372,4000")
+    parser.add_argument("--elements", default="Cu,Mo")
+    parser.add_argument("--parts", default="md,elastic")
+    args = parser.parse_args()
+    os.environ.setdefault("ML4MS_DATA_DIR", str(ROOT.parent / "shared" / "data"))
+    from _common import machine, pin_threads, write_section
+
+    pin_threads(2)
+    results = json.loads(STORE.read_text()) if STORE.exists() else {}
+    parts = args.parts.split(",")
+    if "md" in parts:
+        results["md"] = run_md_part(args.ps, [int(n) for n in args.sizes.split(",")])
+    if "elastic" in parts:
+        results["elastic"] = {**results.get("elastic", {}), **run_elastic_part(args.elements.split(","))}
+    tmp = STORE.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=1, sort_keys=True))
+    os.replace(tmp, STORE)
+    body = table(json.loads(STORE.read_text()))
+    print(body)
+    write_section("Simulations: NVE conservation, hot MD, MD speed, elastic constants", f"Machine: {machine()}.\n\n{body}")
+
+
+if __name__ == "__main__":
+    main()
