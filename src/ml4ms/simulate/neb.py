@@ -140,6 +140,8 @@ def neb(
     -------
     BarrierResult
     """
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.geometry import find_mic
     from ase.mep import NEB
 
     from .relax import _optimizer
@@ -156,23 +158,18 @@ def neb(
     band.interpolate(method=interpolation, mic=True)
     opt = _optimizer(optimizer)(band, logfile=logfile)
     converged = bool(opt.run(fmax=fmax, steps=steps))
-    energies = np.array([image.get_potential_energy() for image in images])
     forces = band.get_forces()
     max_force = float(np.sqrt((forces**2).sum(1)).max()) if len(forces) else 0.0
     steps_done = int(opt.get_number_of_steps())
     frozen = []
-    for image in images:  # detach from the shared calculator, keep the results
-        from ase.calculators.singlepoint import SinglePointCalculator
-
-        image.calc = calculator
-        e, f = image.get_potential_energy(), image.get_forces()
+    for image in images:  # one evaluation each; the results stay with a detached copy
         snapshot = image.copy()
-        snapshot.calc = SinglePointCalculator(snapshot, energy=e, forces=f)
+        snapshot.calc = SinglePointCalculator(snapshot, energy=image.get_potential_energy(),
+                                              forces=image.get_forces())
         frozen.append(snapshot)
+    energies = np.array([image.get_potential_energy() for image in frozen])
     displacements = [0.0]
     for a, b in zip(frozen[:-1], frozen[1:], strict=True):
-        from ase.geometry import find_mic
-
         d, _ = find_mic(b.positions - a.positions, a.cell, a.pbc)
         displacements.append(float(np.linalg.norm(d)))
     return BarrierResult(frozen, energies - energies[0], path_sigma(calculator, frozen), np.cumsum(displacements),
