@@ -88,7 +88,7 @@ def run_md_part(ps: float, sizes: list[int]) -> dict:
     return out
 
 
-def energy_curvature(images, energies) -> dict[str, float]:
+def energy_curvature(images, energies, reference) -> dict[str, float]:
     """C11 and C44 (GPa) from the curvature of energy against a single strain component.
 
     An independent route to the same constants: the energies of the cells strained along xx
@@ -99,7 +99,6 @@ def energy_curvature(images, energies) -> dict[str, float]:
 
     from ml4ms.simulate.elastic import strain_of
 
-    reference = np.median([a.cell.array for a in images], axis=0)
     volume = abs(np.linalg.det(reference))
     strains = np.array([strain_of(a.cell.array, reference) for a in images])
     out = {}
@@ -133,13 +132,11 @@ def run_elastic_part(elements: list[str]) -> dict:
         model.fit(train, validation=0.1, **fit)
         dft = dft_reference(train.images + test.images)
         strained = dft["images"]
-        sizes = [len(a) for a in strained]
-        same = [a for a in strained if len(a) == max(set(sizes), key=sizes.count)]
-        predicted = predict(model, strained)
-        mine = elastic_constants_from_data(strained, stresses=predicted.stress).cubic()
-        theirs = dft["elastic"].cubic()
-        curvature = {"dft": energy_curvature(same, [a.info["energy"] for a in same]),
-                     "model": energy_curvature(same, predict(model, same).energy)}
+        mine = elastic_constants_from_data(strained, stresses=predict(model, strained).stress).cubic()
+        theirs, cell = dft["elastic"].cubic(), dft["elastic"].reference
+        same = [a for a in strained if len(a) == dft["elastic"].n_atoms]
+        curvature = {"dft": energy_curvature(same, [a.info["energy"] for a in same], cell),
+                     "model": energy_curvature(same, predict(model, same).energy, cell)}
         out[el] = {"model": mine, "dft": theirs, "relative": {k: mine[k] / theirs[k] - 1 for k in mine},
                    "energy_curvature": curvature,
                    "n_cells": dft["elastic"].n_points, "fit": fit, "fit_seconds": time.perf_counter() - t0}

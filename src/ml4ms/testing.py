@@ -58,7 +58,7 @@ from ase.calculators.calculator import BaseCalculator
 from ase.data import atomic_numbers, chemical_symbols
 
 from .data.graph import AtomicGraph
-from .models.base import AtomisticModel
+from .models.base import AtomisticModel, eval_mode
 
 __all__ = [
     "CHECKS",
@@ -84,17 +84,6 @@ _VOIGT_PAIRS = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
 
 # ---------------------------------------------------------------------------- helpers
 @contextmanager
-def _eval_mode(model: AtomisticModel) -> Iterator[AtomisticModel]:
-    """Evaluate in eval mode, then give the model back in the mode it came in."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
-
-
-@contextmanager
 def _calculator_for(model: ModelLike) -> Iterator[BaseCalculator]:
     """An ASE calculator for ``model``: itself, or an ml4ms Calculator in the model's dtype."""
     if isinstance(model, BaseCalculator):
@@ -107,7 +96,7 @@ def _calculator_for(model: ModelLike) -> Iterator[BaseCalculator]:
     from .simulate.calculator import Calculator
 
     reference = model.reference_energies
-    with _eval_mode(model):
+    with eval_mode(model):
         yield Calculator(model, dtype=reference.dtype, device=reference.device)
 
 
@@ -137,7 +126,7 @@ def _forward(
     graph = AtomicGraph.from_atoms(
         list(images), model.cutoff, dtype=reference.dtype, device=reference.device, labels=False
     )
-    with _eval_mode(model):
+    with eval_mode(model):
         out = model(graph, compute_forces=True, compute_stress=compute_stress, create_graph=False)
     return {key: value.detach().cpu().numpy().astype(np.float64) for key, value in out.items()}
 
@@ -747,7 +736,7 @@ def assert_no_cross_structure_gradient(model: AtomisticModel, images: Sequence[A
     )
     positions = graph.positions.detach().requires_grad_(True)
     cell = graph.cell.detach().requires_grad_(True)
-    with _eval_mode(model):
+    with eval_mode(model):
         energy = model(
             graph.replace(positions=positions, cell=cell),
             compute_forces=False,

@@ -68,12 +68,9 @@ def dft_reference(images) -> dict[str, Any]:
 
     elastic = [a for a in images if a.info.get("config_type") == "Elastic"]
     result = elastic_constants_from_data(elastic)
-    sizes = np.array([len(a) for a in elastic])
-    common = [a for a in elastic if len(a) == np.bincount(sizes).argmax()]
-    reference = np.median([a.cell.array for a in common], axis=0)
     conventional = len(bulk(elastic[0].get_chemical_symbols()[0], cubic=True))
-    repeats = round((len(common[0]) / conventional) ** (1 / 3))
-    return {"lattice_constant_A": float(np.linalg.norm(reference[0]) / repeats), "elastic": result,
+    repeats = round((result.n_atoms / conventional) ** (1 / 3))
+    return {"lattice_constant_A": float(np.linalg.norm(result.reference[0]) / repeats), "elastic": result,
             "images": elastic}
 
 

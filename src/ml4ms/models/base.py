@@ -16,7 +16,8 @@ product: no descriptor Jacobian is ever materialised.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import numpy as np
@@ -30,6 +31,17 @@ from ..errors import DataError, UnknownElementError
 N_ELEMENTS = 119  # atomic numbers 0..118
 
 _REGISTRY: dict[str, type[AtomisticModel]] = {}
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Evaluate ``model`` in eval mode, then give it back in the mode it came in."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def model_class(name: str) -> type[AtomisticModel]:

@@ -92,17 +92,11 @@ class SparseGPPotential(DescriptorPotential):
 
     def extra_variance(self, q, channel, batch, n_groups):
         """DTC term ``k** - k*ᵀ K_MM⁻¹ k*`` of atoms (batch None) or of structure sums."""
+        if batch is not None:
+            return torch.diagonal(self.extra_covariance(q, channel, batch, n_groups))
         k = self.feature_map(q, channel)  # (N, M)
-        unit = q / q.norm(dim=1, keepdim=True).clamp_min(1e-300)
-        if batch is None:
-            prior = torch.full((len(q),), self.delta**2, dtype=q.dtype)
-        else:
-            k = k.new_zeros(n_groups, k.shape[1]).index_add(0, batch, k)
-            same = (channel[:, None] == channel[None, :]) & (batch[:, None] == batch[None, :])
-            kernel = self.delta**2 * (unit @ unit.T).clamp_min(0).pow(self.zeta) * same
-            prior = kernel.new_zeros(n_groups).index_add(0, batch, kernel.sum(1))
         solved = torch.linalg.solve_triangular(self.kmm_factor.to(q.dtype).T, k.T, upper=False)
-        return prior - (solved**2).sum(0)
+        return self.delta**2 - (solved**2).sum(0)
 
     def extra_covariance(self, q, channel, batch, n_groups):
         """DTC covariance ``Σ_{i∈a, j∈b} [k(i, j) - k_iᵀ K_MM⁻¹ k_j]`` of structure sums."""

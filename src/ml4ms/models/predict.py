@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from ..data.graph import AtomicGraph, consecutive_batches
 from ..errors import UnknownElementError
 from ..keys import VOIGT_COLUMNS, VOIGT_ROWS
-from .base import AtomisticModel
+from .base import AtomisticModel, eval_mode
 
 
 @dataclass
@@ -88,12 +88,8 @@ def predict(
     elif uncertainty and not model.supports_uncertainty:
         raise ValueError(f"{type(model).__name__} does not predict uncertainties "
                          "(supports_uncertainty is False); call predict with uncertainty=False")
-    training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         return _predict(model, images, compute_stress, max_atoms_per_batch, device, progress, uncertainty)
-    finally:
-        model.train(training)
 
 
 def _uncertainty(model: AtomisticModel, graph: AtomicGraph) -> tuple[np.ndarray, np.ndarray]:

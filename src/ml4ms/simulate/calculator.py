@@ -15,7 +15,7 @@ from ase.stress import full_3x3_to_voigt_6_stress
 
 from ..data.graph import AtomicGraph
 from ..data.neighbors import neighbor_list
-from ..models.base import AtomisticModel
+from ..models.base import AtomisticModel, eval_mode
 
 
 class Calculator(_AseCalculator):
@@ -116,12 +116,8 @@ class Calculator(_AseCalculator):
         if want_std and not system_changes and "energy" in self.results:
             self.results.update(self._uncertainty(graph))
             return
-        training = self.model.training
-        try:
-            self.model.eval()
+        with eval_mode(self.model):
             out = self.model(graph, compute_forces=True, compute_stress=compute_stress, create_graph=False)
-        finally:
-            self.model.train(training)
         energy = float(out["energy"].detach().cpu()[0])
         self.results = {
             "energy": energy,
@@ -145,25 +141,15 @@ class Calculator(_AseCalculator):
             raise PropertyNotImplementedError(f"{type(self.model).__name__} does not predict uncertainties")
         graph = AtomicGraph.from_atoms(list(images), self.model.cutoff, dtype=self.dtype, device=self.device,
                                        labels=False)
-        training = self.model.training
-        try:
-            self.model.eval()
-            with torch.no_grad():
-                covariance = self.model.energy_covariance(graph)
-        finally:
-            self.model.train(training)
+        with eval_mode(self.model), torch.no_grad():
+            covariance = self.model.energy_covariance(graph)
         covariance = covariance.detach().cpu().numpy().astype(np.float64)
         return (covariance + covariance.T) / 2  # exact symmetry despite round-off in the DTC term
 
     def _uncertainty(self, graph: AtomicGraph) -> dict[str, float | np.ndarray]:
         """``energy_std`` (float, eV) and ``energies_std`` ((N,) float64, eV) of one structure."""
-        training = self.model.training
-        try:
-            self.model.eval()
-            with torch.no_grad():
-                out = self.model.uncertainty(graph)
-        finally:
-            self.model.train(training)
+        with eval_mode(self.model), torch.no_grad():
+            out = self.model.uncertainty(graph)
         return {
             "energy_std": float(out["energy"].detach().cpu()[0]),
             "energies_std": out["energies"].detach().cpu().numpy().astype(np.float64),

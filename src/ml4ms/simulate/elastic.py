@@ -40,13 +40,17 @@ def strain_of(cell: np.ndarray, reference: np.ndarray) -> np.ndarray:
 class ElasticResult:
     """Stiffness matrix ``C`` (6, 6) in GPa, Voigt order xx, yy, zz, yz, xz, xy.
 
-    ``residual_GPa`` is the root-mean-square misfit of the stresses (data fits only).
+    Data fits only: ``residual_GPa`` is the root-mean-square misfit of the stresses, and
+    ``reference`` (3, 3, Å) and ``n_atoms`` are the unstrained cell the strains were
+    measured from and the number of atoms of the cells fitted.
     """
 
     C: np.ndarray
     source: str
     n_points: int
     residual_GPa: float | None = None
+    reference: np.ndarray | None = None
+    n_atoms: int | None = None
 
     def cubic(self) -> dict[str, float]:
         """C11, C12 and C44 (GPa), each averaged over its three (six) cubic-equivalent entries."""
@@ -180,4 +184,4 @@ def elastic_constants_from_data(
     c = solution[1:7].T
     residual = float(np.sqrt(np.mean((design @ solution - stresses / units.GPa) ** 2)))
     return ElasticResult((c + c.T) / 2, source="data, least-squares stress-strain", n_points=len(strains),
-                         residual_GPa=residual)
+                         residual_GPa=residual, reference=reference, n_atoms=int(common))
