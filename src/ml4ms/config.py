@@ -73,12 +73,54 @@ class FitConfig(_Strict):
     batch_size: int = Field(8, ge=1, description="structures per batch while building the fit's rows")
 
 
+class TrainConfig(_Strict):
+    """Gradient training of neural-network potentials (:class:`ml4ms.training.Trainer`).
+
+    The loss weights are the ``fit:`` section's sigmas, so the same numbers mean the
+    same thing for closed-form and gradient-trained models.
+    """
+
+    epochs: int = Field(100, ge=1, description="maximum number of passes over the training data")
+    batch_size: int = Field(8, ge=1, description="structures per optimiser step, at most")
+    max_atoms_per_batch: int = Field(4096, ge=1, description="atoms per optimiser step, at most "
+                                     "(a larger structure gets a batch of its own): bounds memory")
+    lr: float = Field(2e-3, gt=0, description="initial learning rate of AdamW")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW's decoupled weight decay")
+    lr_factor: float = Field(0.5, gt=0, lt=1, description="factor applied to the learning rate on a plateau")
+    lr_patience: int = Field(5, ge=0, description="epochs without validation improvement before the "
+                             "learning rate drops")
+    min_lr: float = Field(1e-6, ge=0, description="smallest learning rate; training stops when a "
+                          "plateau would take it lower")
+    patience: int | None = Field(20, ge=1, description="early stopping: epochs without validation "
+                                 "improvement; null trains all epochs")
+    ema_decay: float | None = Field(0.99, ge=0, lt=1, description="decay of the exponential moving average "
+                                    "of the weights used for validation and the final model; null: no EMA")
+    clip_grad_norm: float | None = Field(10.0, gt=0, description="clip the gradient norm; null: no clipping")
+    dtype: str = Field("float64", pattern="^(float32|float64)$")
+    device: str = Field("auto", description="auto (a GPU when present), cpu, cuda, cuda:1, ...")
+    checkpoint_every: int = Field(100, ge=1, description="optimiser steps between checkpoints "
+                                  "(one is also written after every epoch)")
+    validate_every: int = Field(1, ge=1, description="epochs between validations")
+    time_limit_min: float | None = Field(None, gt=0, description="stop (after a checkpoint) when this "
+                                         "invocation has trained this many minutes; --resume continues")
+
+
+class CommitteeConfig(_Strict):
+    """A committee of independently trained models whose spread is the uncertainty."""
+
+    size: int = Field(1, ge=1, description="number of members; 1 trains a single model")
+    bootstrap: bool = Field(False, description="train each member on a bootstrap resample of the training "
+                            "structures (besides its own seed)")
+
+
 class FitRunConfig(_Strict):
     """The whole configuration of ``ml4ms fit``."""
 
     data: DataConfig
     model: ModelConfig
     fit: FitConfig = FitConfig()
+    train: TrainConfig = TrainConfig()
+    committee: CommitteeConfig = CommitteeConfig()
     seed: int = 0
     output: str = "model.ml4ms"
 

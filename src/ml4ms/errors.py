@@ -85,3 +85,23 @@ class DatasetError(Ml4msError, OSError):
 
 class ConfigError(Ml4msError, ValueError):
     """A configuration value is missing, of the wrong type or out of range."""
+
+
+class TrainingDiverged(Ml4msError, FloatingPointError):
+    """Training produced a non-finite loss or gradient; the last good checkpoint is kept.
+
+    Attributes
+    ----------
+    step
+        The optimiser step that failed.
+    structures
+        Indices, in the training set, of the structures of the failing batch.
+    checkpoint
+        The last good checkpoint, or None if none was written yet.
+    """
+
+    def __init__(self, message: str, *, step: int, structures: list[int], checkpoint: str | None) -> None:
+        self.step = step
+        self.structures = structures
+        self.checkpoint = checkpoint
+        super().__init__(message)

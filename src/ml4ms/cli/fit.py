@@ -12,7 +12,11 @@ MODEL_TYPES = {
     "linear_pair": ("ml4ms.models.linear_pair", "LinearPairPotential"),
     "linear": ("ml4ms.models.linear", "LinearPotential"),
     "gap": ("ml4ms.models.gap", "SparseGPPotential"),
+    "bpnn": ("ml4ms.models.bpnn", "AtomicNeuralNetwork"),
+    "mpnn": ("ml4ms.models.mpnn", "EquivariantMPNN"),
 }
+# Settings of the fit: section that only closed-form fits use.
+_CLOSED_FORM_ONLY = ("alpha", "pair_alpha", "group_sigmas", "search", "batch_size")
 
 
 def register(commands) -> None:
@@ -25,6 +29,8 @@ def register(commands) -> None:
     fit.add_argument("--output", help="model file to write (overrides output:)")
     fit.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a configuration value by its dotted key, e.g. fit.alpha=1e-8")
+    fit.add_argument("--resume", action="store_true",
+                     help="continue an interrupted training run from its checkpoints (neural networks)")
     fit.set_defaults(func=run_fit)
 
     evaluate = commands.add_parser(
@@ -47,8 +53,13 @@ def register(commands) -> None:
     evaluate.set_defaults(func=run_eval)
 
 
-def build_model(model_config, species: list[int]):
-    """The model a configuration names, for the given elements."""
+def build_model(model_config, species: list[int], seed: int | None = None):
+    """The model a configuration names, for the given elements.
+
+    ``model.preset`` (small, medium, large for the neural networks) supplies defaults that
+    the section's other keys override; ``seed`` sets the initial weights of models that
+    take one.
+    """
     import importlib
 
     from ..config import construct
@@ -57,9 +68,20 @@ def build_model(model_config, species: list[int]):
     kind = model_config.type
     if kind not in MODEL_TYPES:
         raise ConfigError(f"model.type must be one of {', '.join(MODEL_TYPES)}; got {kind!r}")
-    module, name = MODEL_TYPES[kind]
-    cls = getattr(importlib.import_module(module), name)
-    return construct(cls, model_config.arguments(), section="model", what=f"type {kind}", species=species)
+    module_name, name = MODEL_TYPES[kind]
+    module = importlib.import_module(module_name)
+    cls = getattr(module, name)
+    arguments = model_config.arguments()
+    preset = arguments.pop("preset", None)
+    if preset is not None:
+        presets = getattr(module, "PRESETS", {})
+        if preset not in presets:
+            raise ConfigError(f"model.preset must be one of {', '.join(presets) or 'none'} for type {kind}; "
+                              f"got {preset!r}")
+        arguments = {**presets[preset], **arguments}
+    if seed is not None and "seed" in inspect.signature(cls).parameters:
+        arguments["seed"] = seed
+    return construct(cls, arguments, section="model", what=f"type {kind}", species=species)
 
 
 def fit_arguments(model, fit_config, validation, seed: int = 0) -> dict[str, Any]:
@@ -142,15 +164,18 @@ def run_fit(args: argparse.Namespace) -> int:
     train = AtomsDataset(read_structures(config.data.train, **keys), source=config.data.train,
                          require=("energy",))
     _, species = train.composition_matrix()
-    model = build_model(config.model, species)
+    model = build_model(config.model, species, seed=config.seed)
     print(f"fitting {type(model).__name__} to {len(train)} structures "
           f"({sum(len(a) for a in train)} atoms)", flush=True)
     validation = config.data.validation
     if isinstance(validation, str):
         validation = AtomsDataset(read_structures(validation, **keys), source=validation, require=("energy",))
-    model.fit(train, **fit_arguments(model, config.fit, validation, config.seed), progress=True)
+    if hasattr(model, "fit"):  # closed form
+        model.fit(train, **fit_arguments(model, config.fit, validation, config.seed), progress=True)
+        fit_info = getattr(model, "fit_info", None)
+    else:
+        model, fit_info = _train(config, species, train, validation, output, args.resume)
     metrics: dict[str, Any] = {"train": error_metrics(train.images, predict(model, train.images))}
-    fit_info = getattr(model, "fit_info", None)
     if fit_info:
         metrics["fit"] = fit_info
         if "chosen" in fit_info:
@@ -169,6 +194,43 @@ def run_fit(args: argparse.Namespace) -> int:
     print(f"wrote {output}, {stem}.config.yaml, {stem}.metrics.json"
           + (f", {stem}.parity.png" if config.data.test else ""))
     return 0
+
+
+def _train(config, species, train, validation, output: Path, resume: bool):
+    """Gradient training (a single model or a committee) as the configuration says;
+    checkpoints and the metrics log go to ``<output stem>.train/``."""
+    from ..errors import ConfigError
+    from ..training import LossWeights, train_committee
+
+    defaults = type(config.fit)()
+    changed = [k for k in _CLOSED_FORM_ONLY if getattr(config.fit, k) != getattr(defaults, k)]
+    if changed:
+        raise ConfigError(f"fit.{changed[0]} applies to closed-form fits only; gradient training of "
+                          f"model.type {config.model.type} is set in the train: section")
+    if validation is None or isinstance(validation, float):
+        fraction = 0.1 if validation is None else validation
+        if not 0 < fraction < 1:
+            raise ConfigError(f"data.validation must be a fraction in (0, 1), got {fraction}")
+        train, validation = train.split([1 - fraction, fraction], seed=config.seed)
+        print(f"holding out {len(validation)} of the training structures for validation "
+              f"(data.validation: {fraction})", flush=True)
+    weights = LossWeights(config.fit.energy_sigma, config.fit.force_sigma, config.fit.stress_sigma)
+    directory = output.with_suffix(".train")
+    print(f"training on {len(train)} structures, checkpoints and metrics log in {directory}/", flush=True)
+    model, results = train_committee(
+        lambda seed: build_model(config.model, species, seed=seed), config.committee.size, train, validation,
+        config=config.train, weights=weights, seed=config.seed, bootstrap=config.committee.bootstrap,
+        directory=directory, resume=resume, progress=True)
+    info = {"members": [{"epochs": len(r.history), "best_epoch": r.best_epoch, "stopped": r.stopped,
+                         "steps": r.steps, "wall_s": round(r.wall_s, 2),
+                         "structures_per_second": round(r.structures_per_second, 2),
+                         "best_validation": r.best_validation} for r in results],
+            "n_train": len(train), "n_validation": len(validation), "directory": str(directory)}
+    if config.committee.size > 1:
+        info["uncertainty_scale"] = float(model.uncertainty_scale)
+    if any(r.stopped == "time_limit" for r in results):
+        print(f"stopped at the time limit: `ml4ms fit ... --resume` continues from {directory}/", flush=True)
+    return model, info
 
 
 def run_eval(args: argparse.Namespace) -> int:

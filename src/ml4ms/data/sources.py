@@ -32,8 +32,16 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]] | None:
 
 
 def read_structures(spec: str | os.PathLike, **read_options) -> list[Atoms]:
-    """Structures from a file (any format :func:`ml4ms.data.read` takes) or a dataset spec."""
-    parsed = parse_spec(str(spec))
+    """Structures from a file (any format :func:`ml4ms.data.read` takes) or a dataset spec.
+
+    A suffix ``@INDEX`` (ASE's syntax: ``frames.extxyz@:800``, ``aspirin_gfn2@800:``)
+    selects structures, as ``index=`` does; a file whose name really contains ``@`` wins.
+    """
+    text = str(spec)
+    if "@" in text and not Path(text).exists() and "index" not in read_options:
+        text, _, index = text.rpartition("@")
+        return read_structures(text, index=index, **read_options)
+    parsed = parse_spec(text)
     if parsed is not None:
         from .datasets import load
         from .io import parse_index

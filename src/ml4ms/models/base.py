@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -27,6 +27,9 @@ from torch import nn
 
 from ..data.graph import AtomicGraph
 from ..errors import DataError, UnknownElementError
+
+if TYPE_CHECKING:
+    from ..data.dataset import AtomsDataset
 
 N_ELEMENTS = 119  # atomic numbers 0..118
 
@@ -136,6 +139,50 @@ class AtomisticModel(nn.Module):
     def config(self) -> dict[str, Any]:
         """All constructor arguments that rebuild this model (with ``species``)."""
         return {**self.get_config(), "species": self.species}
+
+    def initialize(self, data: AtomsDataset) -> None:
+        """Data-dependent set-up before gradient training, from the training set only.
+
+        Sets the per-element reference energies E0 (:meth:`fit_reference_energies`), so
+        that the network learns the variation around them. Subclasses extend this
+        (feature standardisation, the scale of the atomic energies), call ``super()``
+        first, and :meth:`fit_reference_energies` again last if their set-up moved the
+        model's energies.
+        """
+        self.fit_reference_energies(data)
+
+    def fit_reference_energies(self, data: AtomsDataset, batch_size: int = 32) -> dict[str, float]:
+        """Set E0 to the least-squares fit of what the model's atomic energies leave of
+        the training energies: ``E_k - sum_i e_i ≈ sum_Z n_kZ E0_Z``.
+
+        For a model whose atomic energies start near zero this is the plain composition
+        fit (:meth:`AtomsDataset.fit_reference_energies`); for one that starts with an
+        offset per element (a network's initial output) it removes the offset, so that
+        training starts from centred energies. Returns the new E0, eV, by symbol.
+        """
+        from ..data.dataset import AtomsDataset
+
+        data = data if isinstance(data, AtomsDataset) else AtomsDataset(list(data))
+        counts, species = data.composition_matrix()
+        energies = data.energies()
+        labelled = np.isfinite(energies)
+        if not labelled.any():
+            raise DataError("no structure has an energy to fit reference energies to",
+                            source=data.source, field="energy")
+        device = self.reference_energies.device
+        dtype = self.reference_energies.dtype
+        model_part = np.zeros(len(data))
+        start = 0
+        with torch.no_grad(), eval_mode(self):
+            for graph in data.graphs(self.cutoff, batch_size=batch_size, dtype=dtype, device=device):
+                e = self.atomic_energies(graph)
+                total = torch.zeros(graph.n_structures, dtype=e.dtype, device=e.device).index_add(0, graph.batch, e)
+                model_part[start:start + graph.n_structures] = total.cpu().numpy()
+                start += graph.n_structures
+        e0, *_ = np.linalg.lstsq(counts[labelled], (energies - model_part)[labelled], rcond=None)
+        values = {chemical_symbols[z]: float(v) for z, v in zip(species, e0)}
+        self.set_reference_energies(values)
+        return values
 
     # ------------------------------------------------------------------ E0
     def set_reference_energies(self, energies: dict[int | str, float]) -> None:
@@ -258,7 +305,39 @@ class AtomisticModel(nn.Module):
         """
         raise NotImplementedError(f"{type(self).__name__} does not predict uncertainties")
 
+    def calibrate_uncertainty(self, data: AtomsDataset | Sequence) -> float:
+        """Scale the predicted standard deviations so that they match errors on held-out data.
+
+        The maximum-likelihood scale of Gaussian errors: ``s² = mean(e_k² / σ_k²)`` over the
+        energies of ``data`` (structures the model was not fitted to: a validation split,
+        never the test set). Returns ``s`` and stores it in the model's
+        ``uncertainty_scale`` buffer, which :meth:`uncertainty` and
+        :meth:`energy_covariance` apply.
+        """
+        from .predict import predict
+
+        if not self.supports_uncertainty or not isinstance(getattr(self, "uncertainty_scale", None),
+                                                           torch.Tensor):
+            raise NotImplementedError(f"{type(self).__name__} does not predict uncertainties")
+        images = list(getattr(data, "images", data))
+        images = [a for a in images if "energy" in a.info]
+        if not images:
+            raise DataError("calibration needs structures with energies", field="energy")
+        with torch.no_grad():
+            self.uncertainty_scale.fill_(1.0)
+        predicted = predict(self, images, compute_stress=False, uncertainty=True)
+        errors = predicted.energy - np.array([a.info["energy"] for a in images])
+        scale = calibration_scale(errors, predicted.energy_std**2)
+        with torch.no_grad():
+            self.uncertainty_scale.fill_(scale)
+        return scale
+
     @property
     def elements(self) -> list[str] | None:
         """Symbols of the model's elements, or None when it takes any element."""
         return None if self.species is None else [chemical_symbols[z] for z in self.species]
+
+
+def calibration_scale(errors: np.ndarray, variance: np.ndarray) -> float:
+    """Maximum-likelihood scale of predicted standard deviations: ``sqrt(mean(e² / σ²))``."""
+    return float(np.sqrt(np.mean(errors**2 / np.maximum(variance, 1e-300))))

@@ -33,7 +33,7 @@ from ..descriptors.base import Descriptor
 from ..config import construct
 from ..errors import ConfigError, DataError
 from ..keys import FORCES, GROUP, STRESS
-from .base import N_ELEMENTS, AtomisticModel
+from .base import N_ELEMENTS, AtomisticModel, calibration_scale
 from .feature_maps import FeatureMap
 from .linear_pair import LinearPairPotential
 from .observations import Observations
@@ -393,7 +393,7 @@ class DescriptorPotential(AtomisticModel):
                 solved = scipy.linalg.solve_triangular(factor.T, held.energy.T, lower=True)
                 variance = (solved**2).sum(0) + held.energy_extra_variance
                 errors = held.energy @ weights - held.energy_target
-                scale = _calibration_scale(errors, variance)
+                scale = calibration_scale(errors, variance)
             validation_errors = held.errors(weights)
             observed = observed.merged(held)
             train = AtomsDataset(train.images + held_out.images, source=data.source)
@@ -452,28 +452,6 @@ class DescriptorPotential(AtomisticModel):
                 channels.append(self._channel(graph))
         return torch.cat(parts), torch.cat(channels)
 
-    def calibrate_uncertainty(self, data: AtomsDataset | Sequence) -> float:
-        """Scale the predicted standard deviations so that they match errors on held-out data.
-
-        The maximum-likelihood scale of Gaussian errors: ``s² = mean(e_k² / σ_k²)`` over the
-        energies of ``data`` (structures the fit did not see: a validation split, never the
-        test set). Returns and stores ``s``.
-        """
-        from .predict import predict
-
-        images = list(data.images if isinstance(data, AtomsDataset) else data)
-        images = [a for a in images if "energy" in a.info]
-        if not images:
-            raise DataError("calibration needs structures with energies", field="energy")
-        with torch.no_grad():
-            self.uncertainty_scale.fill_(1.0)
-        predicted = predict(self, images, compute_stress=False, uncertainty=True)
-        errors = predicted.energy - np.array([a.info["energy"] for a in images])
-        scale = _calibration_scale(errors, predicted.energy_std**2)
-        with torch.no_grad():
-            self.uncertainty_scale.fill_(scale)
-        return scale
-
 
 # ---------------------------------------------------------------------- helpers
 def _structure_sigmas(data: AtomsDataset, energy: float, forces: float, stress: float | None,
@@ -510,11 +488,6 @@ def _check_labels(data: AtomsDataset, sigmas: np.ndarray) -> None:
     if np.isfinite(sigmas[:, 2]).any() and not any(has_stress):
         raise DataError("stresses are weighted (stress_sigma) but no training structure has a stress; "
                         "set stress_sigma: null", source=data.source, field=STRESS)
-
-
-def _calibration_scale(errors: np.ndarray, variance: np.ndarray) -> float:
-    """Maximum-likelihood scale of predicted standard deviations: ``sqrt(mean(e² / σ²))``."""
-    return float(np.sqrt(np.mean(errors**2 / np.maximum(variance, 1e-300))))
 
 
 def _best_trial(trials: list[dict[str, Any]]) -> dict[str, Any]:
