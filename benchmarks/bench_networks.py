@@ -167,7 +167,8 @@ def write_results(store: dict) -> None:
         if not results:
             continue
         lines += [f"{title}: energy meV/atom, forces eV/Å, training minutes (float32, 2 cores), throughput, "
-                  "peak memory.", "",
+                  "peak memory. These are fixed short budgets on a shared machine (other jobs may have held a "
+                  "core), not converged trainings; the target budget is 60 minutes.", "",
                   "| data | model | E MAE | F MAE | published best E / F | minutes | epochs | structures/s | "
                   "peak RSS (MB) |", "|---|---|---|---|---|---|---|---|---|"]
         rows = results.items() if part == "mlearn" else [("aspirin", results)]

@@ -24,6 +24,22 @@ def emt_cells(n: int, seed: int, rattle: float = 0.08, strain: float = 0.02, ele
     return out
 
 
+def alloy_cells(n: int, seed: int) -> list:
+    """EMT-labelled rattled Cu-Au fcc cells of varying composition (8 atoms each)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        atoms = bulk("Cu", "fcc", a=3.8, cubic=True).repeat((2, 1, 1))
+        atoms.numbers[rng.random(len(atoms)) < rng.uniform(0.1, 0.9)] = 79
+        atoms.rattle(0.05, seed=int(rng.integers(2**31)))
+        atoms.calc = EMT()
+        atoms.info["energy"] = atoms.get_potential_energy()
+        atoms.arrays["forces"] = atoms.get_forces()
+        atoms.calc = None
+        out.append(atoms)
+    return out
+
+
 SOAP_SMALL = {"r_cut": 4.5, "n_max": 4, "l_max": 3, "sigma": 0.5, "rbf": "gto_smooth"}
 
 

@@ -19,7 +19,6 @@ import pytest
 import torch
 from ase import Atoms
 from ase.build import bulk, molecule
-from ase.calculators.emt import EMT
 
 from ml4ms import testing
 from ml4ms.data import AtomicGraph
@@ -29,7 +28,7 @@ from ml4ms.models.base import model_class
 from ml4ms.models.mpnn import PRESETS, EquivariantMPNN
 from ml4ms.serialization import load, save
 
-from .conftest import emt_cells
+from .conftest import alloy_cells, emt_cells
 
 #: Small enough for finite differences, large enough to have every part at work.
 TINY = {"channels": 16, "n_layers": 2, "n_radial": 6, "readout_hidden": 8}
@@ -41,22 +40,6 @@ def forward(model, images, *, stress=False, dtype=None):
     model.eval()
     out = model(graph, compute_forces=True, compute_stress=stress)
     return {k: v.detach().double().numpy() for k, v in out.items()}
-
-
-def alloy_cells(n: int, seed: int) -> list[Atoms]:
-    """EMT-labelled rattled Cu-Au fcc cells of varying composition (8 atoms each)."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        atoms = bulk("Cu", "fcc", a=3.8, cubic=True).repeat((2, 1, 1))
-        atoms.numbers[rng.random(len(atoms)) < rng.uniform(0.1, 0.9)] = 79
-        atoms.rattle(0.05, seed=int(rng.integers(2**31)))
-        atoms.calc = EMT()
-        atoms.info["energy"] = atoms.get_potential_energy()
-        atoms.arrays["forces"] = atoms.get_forces()
-        atoms.calc = None
-        out.append(atoms)
-    return out
 
 
 @pytest.fixture(scope="module")

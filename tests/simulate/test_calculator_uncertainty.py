@@ -141,3 +141,29 @@ def test_a_calculator_from_a_model_file_and_another_dtype_keeps_the_uncertainty(
     atoms = mixed_crystal()
     atoms.calc = Calculator(path, dtype=torch.float32)
     assert atoms.calc.get_property("energy_std", atoms) == pytest.approx(0.01 * len(atoms), rel=1e-6)
+
+
+def test_a_committee_gives_the_error_bar_of_an_energy_difference_from_its_members():
+    from ml4ms.models import Committee
+
+    members = [LennardJones(**{**ARGON, "epsilon": e, "sigma": s})
+               for e, s in ((0.0100, 3.40), (0.0106, 3.41), (0.0103, 3.39), (0.0101, 3.42))]
+    committee = Committee.from_models(members)
+    crystal = bulk("Ar", "fcc", a=5.26, cubic=True)
+    strained = crystal.copy()
+    strained.set_cell(crystal.cell.array * 1.02, scale_atoms=True)
+    images = [crystal, strained]
+    covariance = Calculator(committee).energy_covariance(images)
+    difference = []
+    for member in members:
+        energies = []
+        for atoms in images:
+            work = atoms.copy()
+            work.calc = Calculator(member)
+            energies.append(work.get_potential_energy())
+        difference.append(energies[1] - energies[0])
+    sigma = np.sqrt(covariance[0, 0] + covariance[1, 1] - 2 * covariance[0, 1])
+    assert sigma == pytest.approx(np.std(difference, ddof=1), rel=1e-9)
+    atoms = crystal.copy()
+    atoms.calc = Calculator(committee)
+    assert atoms.calc.get_property("energy_std", atoms) == pytest.approx(np.sqrt(covariance[0, 0]), rel=1e-9)

@@ -71,10 +71,7 @@ class Committee(AtomisticModel):
         with torch.no_grad():
             committee.reference_energies.copy_(torch.stack(
                 [m.reference_energies.detach().cpu().to(torch.float64) for m in models]).mean(dim=0))
-        reference = next(iter(models[0].state_dict().values()), None)
-        if reference is not None and reference.is_floating_point():
-            committee.to(dtype=models[0].reference_energies.dtype)
-        return committee
+        return committee.to(dtype=models[0].reference_energies.dtype)
 
     def get_config(self) -> dict[str, Any]:
         return {"members": [{"class": type(m).__name__, "config": m.config} for m in self.members]}
