@@ -26,6 +26,7 @@ from ase.data import chemical_symbols
 from torch import nn
 
 from ..data.graph import AtomicGraph
+from ..descriptors.base import atomic_numbers_of
 from ..errors import DataError, UnknownElementError
 
 if TYPE_CHECKING:
@@ -107,13 +108,17 @@ class AtomisticModel(nn.Module):
         if not cutoff > 0:
             raise ValueError(f"cutoff must be positive, got {cutoff}")
         self.cutoff = float(cutoff)
-        self.species = None if species is None else sorted({_atomic_number(z) for z in species})
+        self.species = None if species is None else atomic_numbers_of(species)
         known = torch.zeros(N_ELEMENTS, dtype=torch.bool)
+        # the row of each element in per-element parameters (-1: not the model's)
+        index = torch.full((N_ELEMENTS,), -1, dtype=torch.int64)
         if self.species is None:
             known[:] = True
         else:
             known[self.species] = True
+            index[self.species] = torch.arange(len(self.species))
         self.register_buffer("known_elements", known, persistent=False)
+        self.register_buffer("species_index", index, persistent=False)
         self.register_buffer("reference_energies", torch.zeros(N_ELEMENTS, dtype=torch.float64))
         if reference_energies:
             self.set_reference_energies(reference_energies)
@@ -341,3 +346,24 @@ class AtomisticModel(nn.Module):
 def calibration_scale(errors: np.ndarray, variance: np.ndarray) -> float:
     """Maximum-likelihood scale of predicted standard deviations: ``sqrt(mean(e² / σ²))``."""
     return float(np.sqrt(np.mean(errors**2 / np.maximum(variance, 1e-300))))
+
+
+def typical_atomic_energy_scale(data: AtomsDataset) -> float:
+    """A scale, eV, for the atomic energies a network should start with, from training data.
+
+    The RMS force component (eV/Å, read as eV per Å of typical displacement, as MACE and
+    NequIP do); without forces, the standard deviation of the energy per atom left by
+    the composition fit of E0; 1 when neither is available or both vanish.
+    """
+    statistics = data.statistics()
+    if statistics.forces is not None and statistics.forces["rms_component"] > 0:
+        return float(statistics.forces["rms_component"])
+    counts, _ = data.composition_matrix()
+    energies = data.energies()
+    labelled = np.isfinite(energies)
+    if labelled.sum() >= 2:
+        e0, *_ = np.linalg.lstsq(counts[labelled], energies[labelled], rcond=None)
+        residual = (energies[labelled] - counts[labelled] @ e0) / counts[labelled].sum(1)
+        if np.isfinite(residual.std()) and residual.std() > 0:
+            return float(residual.std())
+    return 1.0

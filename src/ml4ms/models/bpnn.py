@@ -41,9 +41,9 @@ from torch import nn
 
 from ..config import construct
 from ..data.graph import AtomicGraph
-from ..descriptors.base import Descriptor
+from ..descriptors.base import Descriptor, atomic_numbers_of
 from ..errors import ConfigError
-from .base import N_ELEMENTS, AtomisticModel
+from .base import AtomisticModel, typical_atomic_energy_scale
 
 if TYPE_CHECKING:
     from ..data.dataset import AtomsDataset
@@ -221,7 +221,7 @@ class AtomicNeuralNetwork(AtomisticModel):
     ) -> None:
         if species is None or len(species) == 0:
             raise ConfigError("an atomic neural network needs its species (the elements it models)")
-        probe = AtomisticModel(cutoff=1.0, species=species)  # normalises the element list
+        numbers = atomic_numbers_of(species)
         if not isinstance(descriptor, Mapping):
             raise ConfigError("descriptor must be a mapping such as "
                               f"{{'type': 'acsf', 'r_cut': 5.0}}, "
@@ -235,8 +235,8 @@ class AtomicNeuralNetwork(AtomisticModel):
             raise ConfigError(f"hidden must be a list of layer widths, got {hidden!r}") from err
         if any(h < 1 for h in widths):
             raise ConfigError(f"hidden layer widths must be >= 1, got {widths}")
-        described = build_nn_descriptor(descriptor, probe.species)
-        super().__init__(cutoff=described.cutoff, species=probe.species)
+        described = build_nn_descriptor(descriptor, numbers)
+        super().__init__(cutoff=described.cutoff, species=numbers)
         self._descriptor_config = _plain(dict(descriptor))
         self._descriptor_config.setdefault("type", "acsf")
         self.hidden = widths
@@ -246,9 +246,6 @@ class AtomicNeuralNetwork(AtomisticModel):
         self.n_features = described.get_number_of_features()
         n_species = len(self.species)
 
-        index = torch.full((N_ELEMENTS,), -1, dtype=torch.int64)
-        index[self.species] = torch.arange(n_species)
-        self.register_buffer("species_index", index, persistent=False)
         shape = (n_species, self.n_features)
         self.register_buffer("feature_mean", torch.zeros(shape, dtype=torch.float64))
         self.register_buffer("feature_std", torch.ones(shape, dtype=torch.float64))
@@ -385,14 +382,7 @@ class AtomicNeuralNetwork(AtomisticModel):
         std[:-1][~seen] = std[-1]
         std = torch.where(std < _STD_FLOOR, torch.ones_like(std), std)
 
-        scale = 1.0
-        stats = data.statistics()
-        if stats.forces and stats.forces.get("rms_component", 0.0) > 0:
-            scale = float(stats.forces["rms_component"])
-        else:
-            residual = self._residual_energy_per_atom(data)
-            if residual.size > 1 and float(residual.std()) > 0:
-                scale = float(residual.std())
+        scale = typical_atomic_energy_scale(data)
         with torch.no_grad():
             self.feature_mean.copy_(mean[:-1].to(self.feature_mean))
             self.feature_std.copy_(std[:-1].to(self.feature_std))
@@ -400,11 +390,3 @@ class AtomicNeuralNetwork(AtomisticModel):
         # The standardised network starts with an offset per element (a bulk atom's
         # features are far from a lone atom's); fold it into E0 so training starts centred.
         self.fit_reference_energies(data, batch_size=batch_size)
-
-    def _residual_energy_per_atom(self, data: AtomsDataset) -> np.ndarray:
-        """Energy per atom minus the fitted E0 of each labelled structure, eV/atom."""
-        energies = data.energies()
-        e0 = self.reference_energies.detach().cpu().numpy()
-        out = [(e - e0[a.numbers].sum()) / len(a) for a, e in zip(data.images, energies)
-               if np.isfinite(e) and len(a)]
-        return np.asarray(out, dtype=np.float64)

@@ -93,9 +93,9 @@ class Committee(AtomisticModel):
         mean = self.member_atomic_energies(graph).mean(dim=0)
         return mean - self.reference_energies.to(mean.dtype)[graph.numbers]
 
-    def member_energies(self, graph: AtomicGraph) -> torch.Tensor:
-        """Each member's total energies, shape (M, B), eV."""
-        atomic = self.member_atomic_energies(graph)
+    def member_energies(self, graph: AtomicGraph, atomic: torch.Tensor | None = None) -> torch.Tensor:
+        """Each member's total energies, shape (M, B), eV (from ``atomic``, (M, N), if given)."""
+        atomic = self.member_atomic_energies(graph) if atomic is None else atomic
         energy = torch.zeros(len(self.members), graph.n_structures, dtype=atomic.dtype, device=atomic.device)
         return energy.index_add(1, graph.batch, atomic)
 
@@ -107,9 +107,7 @@ class Committee(AtomisticModel):
     def uncertainty(self, graph: AtomicGraph) -> dict[str, torch.Tensor]:
         """Scaled spread of the members' energies: ``"energy"`` (B,) and ``"energies"`` (N,), eV."""
         atomic = self.member_atomic_energies(graph)
-        energy = torch.zeros(len(self.members), graph.n_structures, dtype=atomic.dtype, device=atomic.device)
-        energy = energy.index_add(1, graph.batch, atomic)
-        return {"energy": self._spread(energy), "energies": self._spread(atomic)}
+        return {"energy": self._spread(self.member_energies(graph, atomic)), "energies": self._spread(atomic)}
 
     def energy_covariance(self, graph: AtomicGraph) -> torch.Tensor:
         """Scaled sample covariance of the members' total energies, (B, B), eV²."""

@@ -29,11 +29,11 @@ from tqdm.auto import tqdm
 
 from ..data.dataset import AtomsDataset
 from ..data.graph import AtomicGraph
-from ..descriptors.base import Descriptor
+from ..descriptors.base import Descriptor, atomic_numbers_of
 from ..config import construct
 from ..errors import ConfigError, DataError
 from ..keys import FORCES, GROUP, STRESS
-from .base import N_ELEMENTS, AtomisticModel, calibration_scale
+from .base import AtomisticModel, calibration_scale
 from .feature_maps import FeatureMap
 from .linear_pair import LinearPairPotential
 from .observations import Observations
@@ -82,18 +82,15 @@ class DescriptorPotential(AtomisticModel):
 
     def __init__(self, species: Sequence[int | str], descriptor: Mapping[str, Any],
                  pair: Mapping[str, Any] | None = None) -> None:
-        probe = AtomisticModel(cutoff=1.0, species=species)  # normalises the element list
+        numbers = atomic_numbers_of(species)
         self._descriptor_config = dict(descriptor)
-        described = build_descriptor(descriptor, probe.species)
+        described = build_descriptor(descriptor, numbers)
         self._pair_config = None if pair is None else dict(pair)
-        pair_model = None if pair is None else LinearPairPotential(species=probe.species, **pair)
+        pair_model = None if pair is None else LinearPairPotential(species=numbers, **pair)
         cutoff = max(described.cutoff, pair_model.cutoff if pair_model else 0.0)
-        super().__init__(cutoff=cutoff, species=probe.species)
+        super().__init__(cutoff=cutoff, species=numbers)
         self.descriptor = described
         self.pair = pair_model
-        index = torch.full((N_ELEMENTS,), -1, dtype=torch.int64)
-        index[self.species] = torch.arange(len(self.species))
-        self.register_buffer("species_index", index, persistent=False)
         self.feature_map = self.make_feature_map(described.get_number_of_features(), len(self.species))
         n = self.n_parameters
         self.register_buffer("weights", torch.zeros(self.feature_map.n_basis, dtype=torch.float64))

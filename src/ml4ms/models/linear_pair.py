@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from ..data.dataset import AtomsDataset
 from ..data.graph import AtomicGraph
 from ..keys import VOIGT_COLUMNS, VOIGT_ROWS
-from .base import N_ELEMENTS, AtomisticModel
+from .base import AtomisticModel
 
 
 class LinearPairPotential(AtomisticModel):
@@ -70,9 +70,6 @@ class LinearPairPotential(AtomisticModel):
         spacing = (self.cutoff - self.r_min) / max(self.n_basis - 1, 1)
         self.width = float(spacing if width is None else width)
         n_species = len(self.species)
-        index = torch.full((N_ELEMENTS,), -1, dtype=torch.int64)
-        index[self.species] = torch.arange(n_species)
-        self.register_buffer("species_index", index, persistent=False)
         self.register_buffer("centers", torch.linspace(self.r_min, self.cutoff, self.n_basis,
                                                        dtype=torch.float64), persistent=False)
         # (pair type, basis function); types are unordered pairs min*S + max.

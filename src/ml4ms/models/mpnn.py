@@ -32,13 +32,12 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from ..data.graph import AtomicGraph
 from ..errors import ConfigError
-from .base import N_ELEMENTS, AtomisticModel
+from .base import AtomisticModel, typical_atomic_energy_scale
 
 if TYPE_CHECKING:
     from ..data.dataset import AtomsDataset
@@ -259,9 +258,6 @@ class EquivariantMPNN(AtomisticModel):
         self.activation = activation
         self.seed = int(seed)
 
-        index = torch.full((N_ELEMENTS,), -1, dtype=torch.int64)
-        index[self.species] = torch.arange(len(self.species))
-        self.register_buffer("species_index", index, persistent=False)
         self.register_buffer(
             "frequencies",
             torch.arange(1, self.n_radial + 1, dtype=torch.float64) * (math.pi / self.cutoff),
@@ -332,14 +328,7 @@ class EquivariantMPNN(AtomisticModel):
         fit of E0, eV; 1 when neither is available or both vanish. The shift is set to 0.
         E0 is fitted last, to what the network with this scale leaves of the energies.
         """
-        scale = 0.0
-        statistics = data.statistics()
-        if statistics.forces is not None:
-            scale = float(statistics.forces["rms_component"])
-        if not (np.isfinite(scale) and scale > 0):
-            scale = _residual_energy_std(data)
-        if not (np.isfinite(scale) and scale > 0):
-            scale = 1.0
+        scale = typical_atomic_energy_scale(data)
         with torch.no_grad():
             self.atomic_energy_scale.fill_(scale)
             self.atomic_energy_shift.fill_(0.0)
@@ -448,18 +437,3 @@ def _envelope(d: torch.Tensor, p: int) -> torch.Tensor:
         1.0 - 0.5 * (p + 1) * (p + 2) * dp + p * (p + 2) * dp * d - 0.5 * p * (p + 1) * dp * d * d
     )
     return torch.where(d < 1.0, envelope, torch.zeros_like(envelope))
-
-
-def _residual_energy_std(data: AtomsDataset) -> float:
-    """Standard deviation of ``(E - sum_i E0[Z_i]) / n_atoms`` with E0 the composition fit, eV."""
-    from ase.data import chemical_symbols
-
-    counts, species = data.composition_matrix()
-    energies = data.energies()
-    labelled = np.isfinite(energies)
-    if labelled.sum() < 2:
-        return float("nan")
-    reference = data.fit_reference_energies()
-    e0 = np.array([reference[chemical_symbols[z]] for z in species])
-    residual = (energies[labelled] - counts[labelled] @ e0) / counts[labelled].sum(1)
-    return float(residual.std())

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 from .._files import atomic_path
 from .._version import __version__
@@ -82,13 +82,10 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ModelFileError("no such checkpoint", path=path)
-    try:
-        tensors = load_file(str(path))
-        from safetensors import safe_open
-
+    try:  # one pass over the file: tensors and header together
         with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-        header = json.loads(metadata[_KEY])
+            header = json.loads((handle.metadata() or {})[_KEY])
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
     except (SafetensorError, KeyError, json.JSONDecodeError, OSError) as error:
         raise ModelFileError(f"not an ml4ms training checkpoint ({error})", path=path) from None
     parts: dict[str, dict[str, torch.Tensor]] = {"model": {}, "ema": {}, "best": {}}
