@@ -140,8 +140,10 @@ def set_dotted(config: dict[str, Any], assignment: str) -> None:
     node[parts[-1]] = yaml.safe_load(text)
 
 
-def load_fit_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> FitRunConfig:
-    """Read, override and validate a fit configuration.
+def load_fit_config(path: str | Path, overrides: list[str] | tuple[str, ...] = (),
+                    schema: type[BaseModel] = FitRunConfig) -> Any:
+    """Read, override and validate a configuration (by default that of ``ml4ms fit``;
+    ``schema`` is the pydantic model of another command's configuration).
 
     Raises
     ------
@@ -161,7 +163,7 @@ def load_fit_config(path: str | Path, overrides: list[str] | tuple[str, ...] = (
     for assignment in overrides:
         set_dotted(raw, assignment)
     try:
-        return FitRunConfig.model_validate(raw)
+        return schema.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors()

@@ -87,8 +87,7 @@ def save(
     Path
         The path written.
     """
-    path = Path(path)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors = dict(model.state_dict())
     header = {
         "format_version": FORMAT_VERSION,
         "ml4ms_version": __version__,
@@ -103,6 +102,19 @@ def save(
         "metrics": metrics or {},
         "extra": extra or {},
     }
+    return write_file(path, tensors, header)
+
+
+def write_file(path: str | os.PathLike, tensors: dict[str, torch.Tensor], header: dict[str, Any]) -> Path:
+    """Write ``tensors`` with the JSON ``header`` (plus its checksum) as one safetensors file,
+    atomically. Every ml4ms file format (potentials, property models) goes through here.
+
+    ``header`` must be JSON-serialisable and should carry ``format_version``,
+    ``ml4ms_version`` and ``class``; ``sha256`` is added over the header and the tensors.
+    """
+    path = Path(path)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    header = dict(header)
     header["sha256"] = _digest(header, tensors)
     text = json.dumps(header, ensure_ascii=False)
     with atomic_path(path) as tmp:
@@ -110,7 +122,29 @@ def save(
     return path
 
 
-def read_header(path: str | os.PathLike) -> dict[str, Any]:
+def read_file(path: str | os.PathLike, *, required: tuple[str, ...] = ("class", "config"),
+              map_location: str | torch.device = "cpu") -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The header and tensors of a file written by :func:`write_file`, checksum verified.
+
+    Raises
+    ------
+    ModelFileError
+        Missing, unreadable or modified file, a header without the ``required`` keys,
+        or a newer format version.
+    """
+    header = read_header(path, required=required)
+    try:
+        tensors = load_file(str(path), device=str(map_location))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelFileError(f"the weights cannot be read ({exc})", path=path) from None
+    if _digest(header, tensors) != header["sha256"]:
+        raise ModelFileError("the header and weights do not match their checksum: the file was modified",
+                             path=path)
+    return header, tensors
+
+
+def read_header(path: str | os.PathLike, *,
+                required: tuple[str, ...] = ("class", "config", "cutoff")) -> dict[str, Any]:
     """The JSON header of a model file, without building the model.
 
     Raises
@@ -146,7 +180,7 @@ def read_header(path: str | os.PathLike) -> dict[str, Any]:
             f"reads (up to {FORMAT_VERSION}); upgrade ml4ms to load it",
             path=path,
         )
-    missing = [key for key in ("class", "config", "cutoff", "sha256") if key not in header]
+    missing = [key for key in (*required, "sha256") if key not in header]
     if missing:
         raise ModelFileError(f"the header lacks {', '.join(missing)}", path=path)
     return header
@@ -164,14 +198,7 @@ def load(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -
         Unreadable, truncated or tampered file (weights not matching their checksum),
         unknown model class, or a newer format version.
     """
-    header = read_header(path)
-    try:
-        tensors = load_file(str(path), device=str(map_location))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelFileError(f"the weights cannot be read ({exc})", path=path) from None
-    if _digest(header, tensors) != header["sha256"]:
-        raise ModelFileError("the header and weights do not match their checksum: the file was modified",
-                             path=path)
+    header, tensors = read_file(path, required=("class", "config", "cutoff"), map_location=map_location)
     try:
         cls = model_class(str(header["class"]))
     except KeyError as exc:

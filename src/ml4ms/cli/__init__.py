@@ -16,15 +16,16 @@ from .._version import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import data, demo, featurize, fit, info, simulate
+    from . import abc, bo, data, demo, dimension, featurize, fit, info, map, property, simulate
 
     parser = argparse.ArgumentParser(
         prog="ml4ms",
-        description="Machine learning for materials science: data, descriptors, potentials, simulations.",
+        description="Machine learning for materials science: data, descriptors, potentials, simulations, "
+        "property prediction, Bayesian inference and data analysis.",
     )
     parser.add_argument("--version", action="version", version=f"ml4ms {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (info, data, featurize, fit, simulate, demo):
+    for module in (info, data, featurize, fit, simulate, property, abc, bo, dimension, map, demo):
         module.register(commands)
     return parser
 

@@ -5,13 +5,16 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .ema import ExponentialMovingAverage
 from .losses import LossWeights, weighted_loss
 from .metrics import error_metrics
+from .tasks import PotentialTask, TrainingTask
 from .trainer import Trainer, TrainingResult, batch_plan
 
 __all__ = [
     "ExponentialMovingAverage",
     "LossWeights",
+    "PotentialTask",
     "Trainer",
     "TrainingResult",
+    "TrainingTask",
     "batch_plan",
     "error_metrics",
     "load_checkpoint",

@@ -48,6 +48,31 @@ def _uncertainty(images: Sequence[Atoms], predictions: Predictions, members: np.
     reference = np.array([images[k].info.get(keys.ENERGY, np.nan) for k in members], dtype=float)
     error = (predictions.energy[members] - reference) / n_atoms  # eV/atom
     sigma = np.hypot(predictions.energy_std[members] / n_atoms, noise_sigma)  # eV/atom
+    result = calibration_summary(error, sigma)
+    if result["mean_sigma"] is not None:
+        result["mean_sigma"] *= 1000.0  # meV/atom
+    return result
+
+
+def calibration_summary(error: np.ndarray, sigma: np.ndarray) -> dict[str, Any]:
+    """How well predicted standard deviations describe the errors.
+
+    Parameters
+    ----------
+    error, sigma
+        (n,) prediction errors and predicted standard deviations, same unit; rows with a
+        non-finite value are left out.
+
+    Returns
+    -------
+    dict
+        ``n``; ``within_1sigma`` and ``within_2sigma`` (fractions of ``|error| <= k sigma``,
+        with the Gaussian's ``expected_*`` beside them); ``nll`` (mean Gaussian negative
+        log-likelihood; None if a sigma is zero); ``mean_sigma``; ``rmse_over_rms_sigma``
+        (1 for a calibrated model); ``spearman`` (rank correlation of ``|error|`` and sigma).
+    """
+    error = np.asarray(error, float)
+    sigma = np.asarray(sigma, float)
     ok = np.isfinite(error) & np.isfinite(sigma)
     error, sigma = error[ok], sigma[ok]
     result: dict[str, Any] = {
@@ -66,7 +91,7 @@ def _uncertainty(images: Sequence[Atoms], predictions: Predictions, members: np.
     size = np.abs(error)
     result["within_1sigma"] = float(np.mean(size <= sigma))
     result["within_2sigma"] = float(np.mean(size <= 2.0 * sigma))
-    result["mean_sigma"] = float(sigma.mean() * 1000.0)
+    result["mean_sigma"] = float(sigma.mean())
     # A zero sigma makes the likelihood of any error but zero vanish: undefined, not infinite.
     if (sigma > 0).all():
         result["nll"] = float(np.mean(0.5 * np.log(2.0 * np.pi * sigma**2) + 0.5 * (error / sigma) ** 2))

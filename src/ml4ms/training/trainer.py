@@ -1,9 +1,12 @@
-"""Gradient training of any :class:`~ml4ms.models.AtomisticModel` on energies, forces and stresses.
+"""Gradient training of any :class:`~ml4ms.models.AtomisticModel` on energies, forces and
+stresses -- and of any other network, through a :class:`~ml4ms.training.tasks.TrainingTask`.
 
 One trainer serves every gradient-trained family (atomic neural networks, message-passing
-networks, committees of them): AdamW, a learning rate that drops when the validation loss
-stops improving, gradient clipping, an exponential moving average of the weights, early
-stopping, float64 or float32, CPU or GPU.
+networks, committees of them, the property networks of :mod:`ml4ms.properties`): AdamW, a
+learning rate that drops when the validation loss stops improving, gradient clipping, an
+exponential moving average of the weights, early stopping, float64 or float32, CPU or GPU.
+What depends on the model -- its data, batches and loss -- is the task's; a potential
+passed directly is wrapped in a :class:`~ml4ms.training.tasks.PotentialTask`.
 
 Nothing is lost when a run is killed: a checkpoint (safetensors + JSON) is written every
 ``checkpoint_every`` optimiser steps and after every epoch, and ``fit(..., resume=True)``
@@ -27,18 +30,17 @@ from typing import Any
 import numpy as np
 import torch
 from ase import Atoms
-from ase.units import GPa
 from tqdm.auto import tqdm
 
 from .._files import atomic_path
 from ..config import TrainConfig
 from ..data.dataset import AtomsDataset
-from ..data.graph import AtomicGraph
-from ..errors import ConfigError, DataError, TrainingDiverged, UnknownElementError
-from ..models.base import AtomisticModel, eval_mode
+from ..errors import ConfigError, TrainingDiverged
+from ..models.base import AtomisticModel
 from .checkpoint import load_checkpoint, save_checkpoint
 from .ema import ExponentialMovingAverage
-from .losses import LossWeights, weighted_loss
+from .losses import LossWeights
+from .tasks import PotentialTask, TrainingTask, batch_plan
 
 CHECKPOINT = "checkpoint.safetensors"
 METRICS_CSV = "metrics.csv"
@@ -84,22 +86,6 @@ class TrainingResult:
         return seen / self.wall_s if self.wall_s > 0 else float("nan")
 
 
-def batch_plan(sizes: Sequence[int], order: np.ndarray, batch_size: int, max_atoms: int) -> list[list[int]]:
-    """Consecutive runs of ``order`` with at most ``batch_size`` structures and
-    ``max_atoms`` atoms each; a structure larger than ``max_atoms`` gets a batch of its own,
-    so one big cell never forces a big batch (or an out-of-memory error)."""
-    batches: list[list[int]] = []
-    atoms = 0
-    for k in order:
-        k = int(k)
-        if not batches or len(batches[-1]) >= batch_size or atoms + sizes[k] > max_atoms:
-            batches.append([])
-            atoms = 0
-        batches[-1].append(k)
-        atoms += sizes[k]
-    return batches
-
-
 def resolve_device(name: str) -> torch.device:
     """``"auto"``: the first GPU when one is present, else the CPU."""
     if name == "auto":
@@ -111,17 +97,20 @@ def resolve_device(name: str) -> torch.device:
 
 
 class Trainer:
-    """Train a model by minimising the weighted loss of :mod:`ml4ms.training.losses`.
+    """Train a model by minimising its task's loss (for potentials, the weighted loss of
+    :mod:`ml4ms.training.losses`).
 
     Parameters
     ----------
     model
-        Any :class:`~ml4ms.models.AtomisticModel` with trainable parameters. It is cast to
-        ``config.dtype`` and moved to ``config.device``.
+        Any :class:`~ml4ms.models.AtomisticModel` with trainable parameters, or a
+        :class:`~ml4ms.training.tasks.TrainingTask` (a model with its own data and loss).
+        The model is cast to ``config.dtype`` and moved to ``config.device``.
     config
         :class:`~ml4ms.config.TrainConfig` or a mapping of its fields.
     weights
-        Expected errors of energies, forces and stresses (:class:`LossWeights`).
+        Expected errors of energies, forces and stresses (:class:`LossWeights`); for
+        potentials only (a task carries its own loss).
     seed
         Seed of the batch order (the model's own seed sets its initial weights).
     directory
@@ -138,7 +127,7 @@ class Trainer:
 
     def __init__(
         self,
-        model: AtomisticModel,
+        model: AtomisticModel | TrainingTask,
         config: TrainConfig | dict[str, Any] | None = None,
         weights: LossWeights | None = None,
         *,
@@ -147,83 +136,41 @@ class Trainer:
         progress: bool = True,
     ) -> None:
         self.config = config if isinstance(config, TrainConfig) else TrainConfig(**(config or {}))
-        self.weights = weights or LossWeights()
+        if isinstance(model, TrainingTask):
+            if weights is not None:
+                raise ConfigError("loss weights are for potentials; a training task carries its own loss")
+            self.task = model
+        else:
+            self.task = PotentialTask(model, weights)
+        self.weights = getattr(self.task, "weights", None)
         self.seed = int(seed)
         self.directory = None if directory is None else Path(directory)
         self.progress = progress
         self.device = resolve_device(self.config.device)
         self.dtype = _DTYPES[self.config.dtype]
-        self.model = model.to(device=self.device, dtype=self.dtype)
+        self.model = self.task.model = self.task.model.to(device=self.device, dtype=self.dtype)
+        self.task.bind(self.dtype, self.device)
         if not any(p.requires_grad for p in self.model.parameters()):
-            raise ConfigError(f"{type(model).__name__} has no trainable parameters; "
+            raise ConfigError(f"{type(self.model).__name__} has no trainable parameters; "
                               "closed-form models are fitted with model.fit(data)")
 
     # ------------------------------------------------------------------ helpers
-    def _graph(self, data: AtomsDataset, indices: Sequence[int]) -> AtomicGraph:
-        lists = data.neighbor_lists(self.model.cutoff)
-        return AtomicGraph.from_atoms([data.images[k] for k in indices], self.model.cutoff,
-                                      dtype=self.dtype, device=self.device,
-                                      neighbor_lists=[lists[k] for k in indices])
+    def _plan(self, data: Any, epoch: int) -> list[list[int]]:
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.task.sizes(data)))
+        return batch_plan(self.task.sizes(data), order, self.config.batch_size, self.config.max_atoms_per_batch)
 
-    def _forward(self, graph: AtomicGraph, create_graph: bool) -> dict[str, torch.Tensor]:
-        stress = (self.weights.needs_stress or not create_graph) and graph.stress is not None \
-            and bool((graph.volumes() > 0).all())
-        return self.model(graph, compute_forces=self.weights.needs_forces or not create_graph,
-                          compute_stress=stress, create_graph=create_graph)
-
-    def _plan(self, data: AtomsDataset, epoch: int) -> list[list[int]]:
-        order = np.random.default_rng([self.seed, epoch]).permutation(len(data))
-        return batch_plan([len(a) for a in data.images], order, self.config.batch_size,
-                          self.config.max_atoms_per_batch)
-
-    def evaluate(self, data: AtomsDataset) -> dict[str, float]:
-        """Weighted loss and MAEs on ``data`` with the model's current weights.
+    def evaluate(self, data: Any) -> dict[str, float]:
+        """The task's validation figures on ``data`` with the model's current weights.
 
         Returns
         -------
         dict
-            ``loss`` (mean over batches, structure-weighted), ``energy_mae`` meV/atom,
-            ``forces_mae`` eV/Å, ``stress_mae`` GPa (the last two NaN without labels).
+            ``loss`` (mean over batches, item-weighted) and the task's errors; for
+            potentials ``energy_mae`` meV/atom, ``forces_mae`` eV/Å, ``stress_mae`` GPa
+            (the last two NaN without labels).
         """
-        plan = batch_plan([len(a) for a in data.images], np.arange(len(data)), 4 * self.config.batch_size,
-                          self.config.max_atoms_per_batch)
-        loss_sum = 0.0
-        errors: dict[str, list[np.ndarray]] = {"energy": [], "forces": [], "stress": []}
-        with eval_mode(self.model):
-            for indices in plan:
-                graph = self._graph(data, indices)
-                out = self._forward(graph, create_graph=False)
-                loss, _ = weighted_loss(out, graph, self.weights)
-                loss_sum += float(loss.detach()) * len(indices)
-                n_atoms = graph.n_atoms.to(self.dtype)
-                if graph.energy is not None:
-                    errors["energy"].append(((out["energy"] - graph.energy) / n_atoms).detach().cpu().numpy())
-                if graph.forces is not None:
-                    errors["forces"].append((out["forces"] - graph.forces).detach().cpu().numpy().ravel())
-                if graph.stress is not None and "stress" in out:
-                    errors["stress"].append((out["stress"] - graph.stress).detach().cpu().numpy().ravel())
-
-        def mae(parts, unit=1.0):
-            values = np.concatenate(parts) if parts else np.zeros(0)
-            values = values[np.isfinite(values)]
-            return float(np.abs(values).mean() / unit) if values.size else float("nan")
-
-        return {"loss": loss_sum / max(len(data), 1), "energy_mae": 1000 * mae(errors["energy"]),
-                "forces_mae": mae(errors["forces"]), "stress_mae": mae(errors["stress"], GPa)}
-
-    def _check_data(self, data: AtomsDataset, name: str) -> None:
-        if len(data) == 0:
-            raise DataError(f"the {name} set is empty", source=data.source)
-        for k, atoms in enumerate(data.images):
-            if "energy" not in atoms.info and not (self.weights.needs_forces and "forces" in atoms.arrays):
-                raise DataError(f"{name} structure has neither an energy nor forces to train on",
-                                source=data.source, index=k, field="energy")
-        known = self.model.known_elements.cpu().numpy()
-        for k, atoms in enumerate(data.images):
-            if not known[atoms.numbers].all():
-                z = int(atoms.numbers[~known[atoms.numbers]][0])
-                raise UnknownElementError(f"element Z={z} is not one of the model's elements "
-                                          f"{self.model.elements}", source=data.source, index=k, field="numbers")
+        return self.task.evaluate(self.task.prepare(data), 4 * self.config.batch_size,
+                                  self.config.max_atoms_per_batch)
 
     def _write_log(self, history: list[dict[str, Any]]) -> None:
         if self.directory is None:
@@ -241,8 +188,8 @@ class Trainer:
     # ------------------------------------------------------------------ training
     def fit(
         self,
-        train: AtomsDataset | Sequence[Atoms],
-        validation: AtomsDataset | Sequence[Atoms] | None = None,
+        train: AtomsDataset | Sequence[Atoms] | Any,
+        validation: AtomsDataset | Sequence[Atoms] | Any | None = None,
         *,
         resume: bool = False,
         initialize: bool = True,
@@ -253,14 +200,15 @@ class Trainer:
         Parameters
         ----------
         train
-            Training structures with energies (and forces/stresses when weighted).
+            Training structures with energies (and forces/stresses when weighted); for a
+            task, whatever its :meth:`~ml4ms.training.tasks.TrainingTask.prepare` takes.
         validation
-            Held-out structures that drive the learning-rate schedule, early stopping and
-            the choice of the best weights; without them the training loss does.
+            Held-out structures (items) that drive the learning-rate schedule, early
+            stopping and the choice of the best weights; without them the training loss does.
         resume
             Continue from ``directory/checkpoint.safetensors``.
         initialize
-            Call ``model.initialize(train)`` first (reference energies, scales); ignored
+            Call ``model.initialize(train)`` (the task's ``initialize``) first (reference energies, scales); ignored
             when resuming (the checkpoint has them).
         callback
             Called after every optimiser step (and its checkpoint, if one is due) with the
@@ -278,12 +226,13 @@ class Trainer:
             The last good checkpoint stays on disk.
         """
         start = time.perf_counter()
-        train = train if isinstance(train, AtomsDataset) else AtomsDataset(list(train))
-        if validation is not None and not isinstance(validation, AtomsDataset):
-            validation = AtomsDataset(list(validation))
-        self._check_data(train, "training")
+        task = self.task
+        train = task.prepare(train)
         if validation is not None:
-            self._check_data(validation, "validation")
+            validation = task.prepare(validation)
+        task.check(train, "training")
+        if validation is not None:
+            task.check(validation, "validation")
         config = self.config
         model = self.model
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -292,13 +241,12 @@ class Trainer:
             "epoch": 0, "batch": 0, "step": 0, "lr": config.lr, "best_loss": math.inf, "best_epoch": 0,
             "best_validation": {}, "bad_epochs": 0, "plateau": 0, "history": [], "elapsed_s": 0.0,
             "epoch_sums": {}, "epoch_structures": 0, "ema_updates": 0, "seed": self.seed,
-            "train_hash": train.hash(), "config": config.model_dump(),
-            "weights": {"energy_sigma": self.weights.energy_sigma, "force_sigma": self.weights.force_sigma,
-                        "stress_sigma": self.weights.stress_sigma},
+            "train_hash": task.fingerprint(train), "config": config.model_dump(),
+            "weights": task.settings(),
         }
         best: dict[str, torch.Tensor] | None = None
         checkpoint_path = None if self.directory is None else self.directory / CHECKPOINT
-        model_info = {"class": type(model).__name__, "config": model.config}
+        model_info = task.model_info()
         if resume:
             if checkpoint_path is None:
                 raise ConfigError("resume needs the directory of the interrupted run")
@@ -312,7 +260,7 @@ class Trainer:
                 ema.load(saved["ema"], state["ema_updates"])
             best = saved["best"]
         elif initialize:
-            model.initialize(train)
+            task.initialize(train)
             model.to(device=self.device, dtype=self.dtype)
             if ema is not None:  # the average starts from the initialised weights
                 ema = ExponentialMovingAverage(model, config.ema_decay)
@@ -347,10 +295,8 @@ class Trainer:
             model.train()
             for b in range(state["batch"], len(plan)):
                 indices = plan[b]
-                graph = self._graph(train, indices)
                 optimizer.zero_grad(set_to_none=True)
-                out = self._forward(graph, create_graph=True)
-                loss, parts = weighted_loss(out, graph, self.weights)
+                loss, parts = task.loss(train, indices)
                 if not torch.isfinite(loss):
                     raise self._diverged("loss", state, indices, train, checkpoint_path)
                 loss.backward()
@@ -393,9 +339,9 @@ class Trainer:
             if validate:
                 if ema is not None:
                     with ema.applied(model):
-                        metrics = self.evaluate(validation)
+                        metrics = task.evaluate(validation, 4 * config.batch_size, config.max_atoms_per_batch)
                 else:
-                    metrics = self.evaluate(validation)
+                    metrics = task.evaluate(validation, 4 * config.batch_size, config.max_atoms_per_batch)
                 row.update({f"val_{k}": v for k, v in metrics.items()})
                 score = metrics["loss"]
             else:
@@ -411,7 +357,7 @@ class Trainer:
             self._write_log(state["history"])
             checkpoint()
             if self.progress:
-                tqdm.write(_epoch_line(row))
+                tqdm.write(task.epoch_line(row))
         state["stopped"] = stopped or "epochs"
         checkpoint()
         if best is not None:
@@ -446,21 +392,22 @@ class Trainer:
         return None
 
     @staticmethod
-    def _current_weights(model: AtomisticModel, ema: ExponentialMovingAverage | None) -> dict[str, torch.Tensor]:
+    def _current_weights(model: torch.nn.Module, ema: ExponentialMovingAverage | None) -> dict[str, torch.Tensor]:
         weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if ema is not None:
             weights.update({k: v.detach().clone() for k, v in ema.state().items()})
         return weights
 
-    def _diverged(self, what: str, state: dict[str, Any], indices: list[int], data: AtomsDataset,
+    def _diverged(self, what: str, state: dict[str, Any], indices: list[int], data: Any,
                   checkpoint_path: Path | None) -> TrainingDiverged:
         saved = str(checkpoint_path) if checkpoint_path is not None and checkpoint_path.exists() else None
         where = f"; the last good checkpoint is {saved} (resume from it with a lower lr)" if saved \
             else "; no checkpoint was written yet"
-        source = f" of {data.source}" if data.source else ""
+        source = self.task.source(data)
+        source = f" of {source}" if source else ""
         return TrainingDiverged(
             f"non-finite {what} at step {state['step'] + 1} (epoch {state['epoch'] + 1}), batch of training "
-            f"structures {indices}{source}{where}",
+            f"{self.task.item_name} {indices}{source}{where}",
             step=state["step"] + 1, structures=list(indices), checkpoint=saved)
 
     def _check_resumable(self, saved: dict[str, Any], state: dict[str, Any], model_info: dict[str, Any],
@@ -479,15 +426,6 @@ class Trainer:
         if old["weights"] != state["weights"] or old["seed"] != state["seed"]:
             raise ConfigError(f"{path}: cannot resume with different loss weights or seed")
         if old["train_hash"] != state["train_hash"]:
-            raise ConfigError(f"{path}: the training structures differ from those of the interrupted run")
+            raise ConfigError(f"{path}: the training {self.task.item_name} differ from those of the "
+                              "interrupted run")
 
-
-def _epoch_line(row: dict[str, Any]) -> str:
-    parts = [f"epoch {row['epoch']:4d}", f"lr {row['lr']:.2e}", f"loss {row.get('train_loss', float('nan')):.4g}"]
-    if "val_energy_mae" in row:
-        parts.append(f"val E {row['val_energy_mae']:.3f} meV/atom")
-        if math.isfinite(row["val_forces_mae"]):
-            parts.append(f"F {row['val_forces_mae']:.4f} eV/Å")
-        if math.isfinite(row["val_stress_mae"]):
-            parts.append(f"S {row['val_stress_mae']:.3f} GPa")
-    return "  ".join(parts)
