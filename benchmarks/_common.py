@@ -36,7 +36,13 @@ def alternate(functions: dict[str, Callable[[], object]], repeats: int) -> dict[
 
 
 def machine() -> str:
-    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    """Processor, cores, Python and, where torch sees one, the GPU."""
+    text = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    import torch
+
+    if torch.cuda.is_available():
+        text += f", {torch.cuda.get_device_name(0)}"
+    return text
 
 
 def write_section(name: str, body: str) -> None:

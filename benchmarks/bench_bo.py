@@ -134,7 +134,9 @@ def main() -> None:
         os.environ[var] = "1"
     from _common import machine
 
-    results: dict = {"machine": machine(), "problems": {}}
+    # merge into the stored results, so that one problem (or ml4ms alone) can be rerun
+    results: dict = json.loads(STORE.read_text()) if STORE.exists() else {"problems": {}}
+    results["machine"] = machine()
     for problem in args.problems.split(","):
         name, bounds, fmin, tol, budget, n_init = PROBLEMS[problem]
         entry = {"dimensions": len(bounds), "f_min": fmin, "tolerance": tol, "budget": budget, "n_initial": n_init}
@@ -144,6 +146,8 @@ def main() -> None:
         if args.boss_seeds and problem in ("boss_1d", "branin") and Path(args.boss_python).exists():
             entry["boss"] = summarise([run_boss(problem, s, args.boss_python) for s in range(args.boss_seeds)],
                                       budget)
+        elif "boss" in results["problems"].get(problem, {}):
+            entry["boss"] = results["problems"][problem]["boss"]  # not rerun: keep the stored figures
         results["problems"][problem] = entry
         for method in ("ml4ms", "random", "boss"):
             if method in entry:

@@ -91,7 +91,7 @@ def table(results: dict) -> str:
         "Test-set MAE on the mlearn data (Zuo et al., J. Phys. Chem. A 124, 731 (2020)); energies in "
         "meV/atom, forces in eV/Å per component. Published GAP and MTP numbers from "
         "`../shared/reference/anchors.md` §1.2. Hyper-parameters chosen on a 10 % validation split "
-        "of `training.json` (the `search:` of each example configuration); fit time and peak memory "
+        "of `training.json`, 10 % of each group (the `search:` of each example configuration); fit time and peak memory "
         "of the whole `ml4ms fit` process on 2 threads; force-call cost on a bulk cell of "
         "`cost atoms`, neighbour list included.",
         "",

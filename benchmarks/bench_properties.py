@@ -53,20 +53,28 @@ def main() -> None:
     parser.add_argument("--parts", default="expt_gap,perov5")
     parser.add_argument("--folds", type=int, default=None, help="run only the first K folds")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a TabularRegressor setting, e.g. --set loss=absolute_error (YAML value)")
     args = parser.parse_args()
+    import yaml
+
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        overrides[key] = yaml.safe_load(value)
     pin_threads(args.threads)
     out_file = here / "properties.json"
     results = json.loads(out_file.read_text()) if out_file.exists() else {}
     parts = args.parts.split(",")
     if "expt_gap" in parts:
         features = {"blocks": ["magpie", "fractions", "stoichiometry", "valence"], "properties": "all"}
-        results["expt_gap"] = run("matbench_expt_gap", {"features": features, "estimator": "gbm"},
+        results["expt_gap"] = run("matbench_expt_gap", {"features": features, "estimator": "gbm", **overrides},
                                   "official", args.folds)
     if "perov5" in parts:
         features = {"blocks": ["magpie", "fractions", "stoichiometry", "valence", "structure", "local_difference", "soap"],
                     "properties": "all"}
         results["perov5"] = run("perov_5", {"features": features, "estimator": "gbm", "zero_inflated": False,
-                                            "max_iter": 1500}, 5, args.folds)
+                                            "max_iter": 1500, **overrides}, 5, args.folds)
     results["machine"] = machine()
     results["threads"] = args.threads
     out_file.write_text(json.dumps(results, indent=2, default=float) + "\n")

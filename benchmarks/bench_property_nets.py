@@ -90,14 +90,14 @@ def summarise(rows: list[dict]) -> dict:
             "within_2sigma_calibrated": float(np.mean([r["calibrated_split_half"]["within_2sigma"] for r in rows]))}
 
 
-def run_expt_gap(folds: list[int], minutes: float, members: int, threads: int) -> dict:
+def run_expt_gap(folds: list[int], minutes: float, members: int, threads: int, overrides: dict) -> dict:
     from ml4ms.data.datasets import load
     from ml4ms.properties.composition_net import CompositionAttentionNet
 
     table = load("matbench_expt_gap")
     X = np.array(table.compositions, dtype=object)
     settings = {**COMPOSITION, "n_models": members, "n_threads": threads,
-                "train_options": {"time_limit_min": minutes / members}}
+                "train_options": {"time_limit_min": minutes / members}, **overrides}
     print(f"expt_gap: CompositionAttentionNet {settings}", flush=True)
     rows = []
     for fold in folds:
@@ -108,7 +108,7 @@ def run_expt_gap(folds: list[int], minutes: float, members: int, threads: int) -
             "summary": summarise(rows), "leaderboard": LEADERBOARD_EXPT_GAP, "unit": "eV"}
 
 
-def run_perov5(folds: list[int], minutes: float, members: int, threads: int) -> dict:
+def run_perov5(folds: list[int], minutes: float, members: int, threads: int, overrides: dict) -> dict:
     from ml4ms.data.datasets import load
     from ml4ms.properties.crystal_graph import CrystalGraphNet
 
@@ -116,7 +116,7 @@ def run_perov5(folds: list[int], minutes: float, members: int, threads: int) -> 
     y = np.array([a.info["heat_all"] for a in structures])
     parts = np.array_split(np.random.default_rng(PEROV5_SEED).permutation(len(structures)), 5)
     settings = {**GRAPH, "n_models": members, "n_threads": threads,
-                "train_options": {"time_limit_min": minutes / members}}
+                "train_options": {"time_limit_min": minutes / members}, **overrides}
     print(f"perov5: {len(structures)} structures; CrystalGraphNet {settings}", flush=True)
     rows = []
     for fold in folds:
@@ -141,22 +141,63 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0, help="training budget per fold (all members)")
     parser.add_argument("--members", type=int, default=1, help="ensemble size")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for these sizes)")
+    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a model setting, e.g. --set batch_size=64 (value parsed as YAML)")
+    parser.add_argument("--store", type=Path, default=STORE,
+                        help="JSON file the results are merged into (one per process when folds run in parallel)")
+    parser.add_argument("--merge", type=Path, nargs="*", default=None,
+                        help="merge the fold rows of these stores into --store instead of running")
     args = parser.parse_args()
+    if args.merge is not None:
+        merge(args.merge, args.store)
+        return
+    import yaml
+
+    overrides = {"device": args.device}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        overrides[key] = yaml.safe_load(value)
     os.environ.setdefault("ML4MS_DATA_DIR", str(ROOT.parent / "shared" / "data"))
     folds = [int(f) for f in args.folds.split(",")]
     command = "python benchmarks/bench_property_nets.py " + " ".join(sys.argv[1:])
     for part, run in (("expt_gap", run_expt_gap), ("perov5", run_perov5)):
         if part in args.parts.split(","):
-            result = run(folds, args.minutes, args.members, args.threads)
+            result = run(folds, args.minutes, args.members, args.threads, overrides)
             result.update({"command": command, "machine": machine(), "threads": args.threads})
-            store = json.loads(STORE.read_text()) if STORE.exists() else {}  # another run may have written
+            store = json.loads(args.store.read_text()) if args.store.exists() else {}  # another run may have written
             store[part] = result
             s = result["summary"]
             print(f"{part}: mean MAE {s['mean_mae']:.4f} {result['unit']} over folds {s['folds']}, "
                   f"mean fit {s['mean_fit_s']:.0f} s", flush=True)
-            tmp = STORE.with_suffix(".tmp")
-            tmp.write_text(json.dumps(store, indent=1))
-            os.replace(tmp, STORE)
+            write_store(store, args.store)
+
+
+def write_store(store: dict, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(store, indent=1))
+    os.replace(tmp, path)
+
+
+def merge(sources: list[Path], target: Path) -> None:
+    """One entry per part whose rows are the union of the sources' folds (same settings)."""
+    merged: dict = {}
+    for source in sources:
+        for part, result in json.loads(source.read_text()).items():
+            if part not in merged:
+                merged[part] = {**result, "rows": [], "command": []}
+            elif result["settings"] != merged[part]["settings"]:
+                raise SystemExit(f"{source}: {part} was run with other settings than the first store")
+            merged[part]["rows"] += result["rows"]
+            merged[part]["command"].append(result["command"])
+    store = json.loads(target.read_text()) if target.exists() else {}
+    for part, result in merged.items():
+        result["rows"].sort(key=lambda row: row["fold"])
+        result["summary"] = summarise(result["rows"])
+        store[part] = result
+        s = result["summary"]
+        print(f"{part}: mean MAE {s['mean_mae']:.4f} {result['unit']} over folds {s['folds']}")
+    write_store(store, target)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,8 @@ class DataConfig(_Strict):
     test: str | None = Field(None, description="test structures, evaluated after the fit")
     validation: float | str | None = Field(
         None, description="held-out structures that choose hyper-parameters and calibrate uncertainties: "
-        "a fraction of train (e.g. 0.1) or a file/dataset spec; never the test set")
+        "a fraction of train (e.g. 0.1, drawn from each config_type group in that share, so rare kinds "
+        "such as surfaces are represented) or a file/dataset spec; never the test set")
     energy_key: str = "energy"
     forces_key: str = "forces"
     stress_key: str = "stress"
@@ -165,10 +166,14 @@ def load_fit_config(path: str | Path, overrides: list[str] | tuple[str, ...] = (
     try:
         return schema.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(f"{_dotted_key(e['loc']) or 'config'}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"{path}: {problems}") from None
+
+
+def _dotted_key(loc: tuple) -> str:
+    """The user's dotted key of a pydantic error location: union members' tags (class
+    names such as ``ObservedReference``, or ``function-after[...]``) are pydantic's, not keys."""
+    return ".".join(str(p) for p in loc if not (isinstance(p, str) and (p[:1].isupper() or "[" in p)))
 
 
 def construct(cls: type, arguments: dict[str, Any], *, section: str, what: str, **fixed: Any) -> Any:

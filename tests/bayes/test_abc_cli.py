@@ -74,6 +74,20 @@ def test_config_errors_name_the_key(tmp_path, change, fragment):
         args.func(args)
 
 
+def test_set_overrides_the_file_and_is_validated_like_it(tmp_path):
+    config = tmp_path / "gauss.yaml"
+    config.write_text(CONFIG.format(method="rejection"))
+    out = tmp_path / "run"
+    args = _parse([str(config), "--output", str(out), "--no-progress", "--set", "n_samples=40",
+                   "--set", "rejection.n_simulations=800"])
+    assert args.func(args) == 0
+    data = json.loads((out / "posterior.json").read_text())
+    assert len(data["samples"]) == 40 and data["n_simulations"] == 800
+    bad = _parse([str(config), "--output", str(out), "--no-progress", "--set", "smc.generations=0"])
+    with pytest.raises(ConfigError, match="smc.generations"):
+        bad.func(bad)
+
+
 def test_example_config_is_valid():
     from pathlib import Path
 

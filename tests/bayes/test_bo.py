@@ -98,6 +98,15 @@ def test_determinism_under_a_seed():
     assert not np.array_equal(a.X, c.X)
 
 
+def test_a_callback_that_only_watches_does_not_change_the_search():
+    bounds = [(-5.0, 10.0), (0.0, 15.0)]
+    seen = []
+    plain = minimize(branin, bounds, n_iter=6, seed=3)
+    watched = minimize(branin, bounds, n_iter=6, seed=3, callback=lambda r: seen.append(r.f_best))
+    np.testing.assert_array_equal(watched.X, plain.X)
+    assert len(seen) == 6
+
+
 def test_failures_are_recorded_and_skipped():
     def flaky(x):
         if x[0] > 5.5 and x[0] < 5.52:

@@ -63,6 +63,22 @@ def test_group_split_keeps_each_group_in_one_part():
     assert len(train) + len(test) == 20
 
 
+def test_stratified_split_gives_every_group_its_share():
+    images = _labelled(40)
+    for k, atoms in enumerate(images):  # 30 "bulk", 10 "surface": the rare kind
+        atoms.info["config_type"] = "surface" if k % 4 == 0 else "bulk"
+    data = AtomsDataset(images)
+    train, validation = data.split([0.9, 0.1], seed=2, stratify="config_type")
+    assert sorted(id(a) for a in train.images + validation.images) == sorted(id(a) for a in images)
+    assert sorted(a.info["config_type"] for a in validation) == ["bulk", "bulk", "bulk", "surface"]
+    # with a single group it is the plain random split
+    plain = AtomsDataset(_labelled(20))
+    assert [id(a) for a in plain.split([0.7, 0.3], seed=5, stratify="no_such_key")[1]] == \
+        [id(a) for a in plain.split([0.7, 0.3], seed=5)[1]]
+    with pytest.raises(ValueError, match="either"):
+        data.split([0.5, 0.5], by="config_type", stratify="config_type")
+
+
 def test_split_by_value():
     parts = AtomsDataset(_labelled(8)).split_by("config_type")
     assert sorted(parts) == ["run0", "run1", "run2", "run3"]

@@ -91,6 +91,24 @@ def test_kernel_estimators_learn_a_smooth_target(estimator):
     assert (sigma > 0).all()
 
 
+def test_absolute_error_loss_is_not_pulled_by_outliers():
+    X, y = _binaries(3000, 3)
+    keep = y > 0  # no zeros: the plain regressor, not the hurdle model
+    X, y = [x for x, k in zip(X, keep) if k], y[keep]
+    corrupted = y.copy()
+    corrupted[np.random.default_rng(0).random(len(y)) < 0.1] += 20.0  # 10 % gross label errors
+    # leaves of >= 20 rows: a median leaf value cannot be set by the one or two bad labels it holds
+    settings = dict(max_iter=150, learning_rate=0.1, min_samples_leaf=20, zero_inflated=False)
+    X_new, y_new = _binaries(400, 4)
+    X_new, y_new = [x for x, k in zip(X_new, y_new > 0) if k], y_new[y_new > 0]
+    errors = {}
+    for loss in ("squared_error", "absolute_error"):
+        model = TabularRegressor(loss=loss, **settings).fit(X, corrupted)
+        errors[loss] = np.mean(np.abs(model.predict(X_new) - y_new))
+    assert errors["absolute_error"] < 0.2 * errors["squared_error"]
+    assert errors["absolute_error"] < 0.15  # the clean labels' spread about their median: 0.84
+
+
 def test_bad_targets_and_settings():
     with pytest.raises(DataError, match="target"):
         TabularRegressor(max_iter=5).fit(["NaCl", "KBr"], [1.0, np.nan])
@@ -98,5 +116,7 @@ def test_bad_targets_and_settings():
         TabularRegressor(max_iter=5).fit(["NaCl", "KBr"], ["a", "b"])
     with pytest.raises(ConfigError, match="estimator"):
         TabularRegressor(estimator="forest").fit(["NaCl"], [1.0])
+    with pytest.raises(ConfigError, match="loss"):
+        TabularRegressor(loss="huber").fit(["NaCl"], [1.0])
     with pytest.raises(DataError, match="Xx"):
         TabularRegressor(max_iter=5).fit(["NaCl", "Xx2O"], [1.0, 2.0])

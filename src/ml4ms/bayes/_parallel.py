@@ -110,6 +110,9 @@ class Runner:
             self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=self.processes,
                                          dashboard_address=None, silence_logs=logging.ERROR)
             self.client = Client(self._cluster)
+            # Without this the first batch is planned for, and sent to, the workers that
+            # happen to be up: often one, which then runs every chunk of it alone.
+            self.client.wait_for_workers(n, timeout=120)
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -335,7 +335,9 @@ def minimize(
     if y_cap is not None and not np.isfinite(y_cap):
         raise ConfigError(f"y_cap must be a finite number or None, got {y_cap!r}")
     periods = periods_from(periodic, bounds)
-    rng = np.random.default_rng(seed)
+    # Two streams: one chooses the points; the other only serves reports (the surrogate's
+    # predicted minimum), so that asking for a report -- a callback -- cannot change the search.
+    rng, report_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
 
     def targets() -> np.ndarray:
         return np.array(y) if y_cap is None else np.minimum(np.array(y), y_cap)
@@ -377,7 +379,7 @@ def minimize(
     def snapshot(model: GaussianProcess) -> BOResult:
         Xa, ya = np.array(X), np.array(y)
         k = int(np.argmin(ya))
-        x_min, f_min, s_min = predicted_minimum(model, rng)
+        x_min, f_min, s_min = predicted_minimum(model, report_rng)
         return BOResult(x_best=Xa[k], f_best=float(ya[k]), X=Xa, y=ya, surrogate=model, n_evaluations=n_calls,
                         n_failed=len(failures), failures=list(failures), x_min_predicted=x_min,
                         f_min_predicted=f_min, f_min_std=s_min, best_history=np.minimum.accumulate(ya),
@@ -391,7 +393,7 @@ def minimize(
         with quiet():
             gp.fit(np.array(X), targets())
             batch = _propose_batch(gp, failures, acquisition, kappa, xi, rng, batch_size)
-            x_min, f_min, s_min = predicted_minimum(gp, rng)
+            x_min, f_min, s_min = predicted_minimum(gp, report_rng)
         rounds.append({"n_evaluations": n_calls, "proposed": [x.tolist() for x in batch],
                        "x_min_predicted": x_min.tolist(), "f_min_predicted": f_min, "f_min_std": s_min,
                        "length_scales": (gp.length_scales_ * gp.width_).tolist(),

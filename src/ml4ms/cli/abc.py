@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Strict(BaseModel):
@@ -99,31 +99,18 @@ def register(commands) -> None:
     parser.add_argument("--workers", type=int, help="local Dask workers (overrides workers:; 1 = serial)")
     parser.add_argument("--scheduler", metavar="ADDR", help="existing Dask scheduler, e.g. tcp://host:8786")
     parser.add_argument("--resume", action="store_true", help="continue an SMC run from DIR/checkpoint.json")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a configuration value, e.g. --set smc.n_particles=500 (repeatable)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     parser.set_defaults(func=run)
 
 
-def load_abc_config(path: str | Path) -> ABCConfig:
-    """Read and validate an ABC configuration; a ConfigError names the file and the key."""
-    import yaml
+def load_abc_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ABCConfig:
+    """Read, override (``key.sub=value``) and validate an ABC configuration; a ConfigError
+    names the file and the key."""
+    from ..config import load_fit_config
 
-    from ..errors import ConfigError
-
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such configuration file")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    try:
-        return ABCConfig.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'] if p != 'ObservedReference') or 'config'}: "
-                             f"{e['msg']}" for e in exc.errors())
-        raise ConfigError(f"{path}: {problems}") from None
+    return load_fit_config(path, overrides, schema=ABCConfig)
 
 
 def build_simulator(name: str, options: dict[str, Any]):
@@ -186,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
     from ..bayes import abc
     from ..bayes.priors import JointPrior
 
-    config = load_abc_config(args.config)
+    config = load_abc_config(args.config, args.overrides)
     output = Path(args.output or config.output)
     workers = args.workers if getattr(args, "workers", None) is not None else config.workers
     scheduler = getattr(args, "scheduler", None) or config.scheduler

@@ -200,6 +200,7 @@ def _train(config, species, train, validation, output: Path, resume: bool):
     """Gradient training (a single model or a committee) as the configuration says;
     checkpoints and the metrics log go to ``<output stem>.train/``."""
     from ..errors import ConfigError
+    from ..keys import GROUP
     from ..training import LossWeights, train_committee
 
     defaults = type(config.fit)()
@@ -211,7 +212,7 @@ def _train(config, species, train, validation, output: Path, resume: bool):
         fraction = 0.1 if validation is None else validation
         if not 0 < fraction < 1:
             raise ConfigError(f"data.validation must be a fraction in (0, 1), got {fraction}")
-        train, validation = train.split([1 - fraction, fraction], seed=config.seed)
+        train, validation = train.split([1 - fraction, fraction], seed=config.seed, stratify=GROUP)
         print(f"holding out {len(validation)} of the training structures for validation "
               f"(data.validation: {fraction})", flush=True)
     weights = LossWeights(config.fit.energy_sigma, config.fit.force_sigma, config.fit.stress_sigma)

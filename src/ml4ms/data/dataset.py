@@ -120,6 +120,7 @@ class AtomsDataset(Sequence):
         *,
         seed: int = 0,
         by: str | None = None,
+        stratify: str | None = None,
     ) -> tuple[AtomsDataset, ...]:
         """Random split into parts of the given fractions (which must sum to 1).
 
@@ -133,11 +134,31 @@ class AtomsDataset(Sequence):
             An ``info`` key (e.g. ``"config_type"``) whose values are kept together:
             all structures of one group land in the same part, so that correlated
             structures (frames of one MD run) do not straddle train and test.
+        stratify
+            An ``info`` key (e.g. ``"config_type"``) whose groups are each split in the
+            given fractions (rounded per group), so that a validation part holds every
+            kind of structure in its share -- a few surfaces too, not only the most
+            common kind. Structures without the key form one group; with one group the
+            split is the plain random one.
         """
         fractions = np.asarray(fractions, dtype=float)
         if (fractions < 0).any() or abs(fractions.sum() - 1) > 1e-9:
             raise ValueError(f"split fractions must be non-negative and sum to 1, got {fractions.tolist()}")
+        if by is not None and stratify is not None:
+            raise ValueError("split: give either by= (keep groups together) or stratify= (split each group)")
         rng = np.random.default_rng(seed)
+        if stratify is not None:
+            strata: dict[str, list[int]] = {}
+            for k, atoms in enumerate(self.images):
+                strata.setdefault(str(atoms.info.get(stratify)), []).append(k)
+            chosen: list[list[int]] = [[] for _ in fractions]
+            for name in sorted(strata):
+                members = np.asarray(strata[name])
+                order = members[rng.permutation(len(members))]
+                bounds = np.round(np.cumsum(fractions) * len(members)).astype(int)
+                for part, indices in zip(chosen, np.split(order, bounds[:-1]), strict=True):
+                    part.extend(indices.tolist())
+            return tuple(self.subset(sorted(part)) for part in chosen)
         if by is None:
             units = [[k] for k in range(len(self))]
         else:

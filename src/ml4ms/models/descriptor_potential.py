@@ -301,7 +301,7 @@ class DescriptorPotential(AtomisticModel):
             0.005}}`` overrides any of ``energy``, ``forces``, ``stress`` for that group.
         validation
             Held-out structures, or the fraction of ``data`` to hold out (split by
-            ``seed``). They choose the hyper-parameters of ``search`` and calibrate the
+            ``seed``, that fraction of each ``config_type`` group). They choose the hyper-parameters of ``search`` and calibrate the
             predicted uncertainties (:attr:`uncertainty_scale`); the final weights are then
             fitted to training and validation structures together.
         search
@@ -335,7 +335,7 @@ class DescriptorPotential(AtomisticModel):
         if isinstance(validation, float):
             if not 0 < validation < 1:
                 raise ConfigError(f"validation fraction must be in (0, 1), got {validation}")
-            train, held_out = data.split([1 - validation, validation], seed=seed)
+            train, held_out = data.split([1 - validation, validation], seed=seed, stratify=GROUP)
         else:
             train = data
             held_out = None if validation is None else (

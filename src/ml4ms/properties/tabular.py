@@ -35,6 +35,7 @@ from .kernels import GaussianProcess, fit_gp
 from .trees import TreeEnsemble
 
 ESTIMATORS = ("gbm", "gp", "krr")
+LOSSES = ("squared_error", "absolute_error")
 _QUANTILES = (0.16, 0.84)
 
 
@@ -52,6 +53,10 @@ class TabularRegressor(PropertyModel):
     zero_inflated
         ``"auto"`` (default: a hurdle model when at least 20 % of the targets are exactly
         zero), True or False.
+    loss
+        What the boosted mean model minimises: ``"squared_error"`` (default: it predicts
+        the conditional mean) or ``"absolute_error"`` (the conditional median, less
+        pulled by the outliers of heavy-tailed targets and the MAE that benchmarks score).
     max_iter, learning_rate, max_leaf_nodes, min_samples_leaf, l2_regularization
         Gradient-boosting settings (scikit-learn's ``HistGradientBoostingRegressor``).
     length_scale, alpha
@@ -75,6 +80,7 @@ class TabularRegressor(PropertyModel):
         features: Mapping[str, Any] | None = None,
         estimator: str = "gbm",
         zero_inflated: bool | str = "auto",
+        loss: str = "squared_error",
         max_iter: int = 1000,
         learning_rate: float = 0.05,
         max_leaf_nodes: int = 31,
@@ -87,6 +93,7 @@ class TabularRegressor(PropertyModel):
         self.features = features
         self.estimator = estimator
         self.zero_inflated = zero_inflated
+        self.loss = loss
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
@@ -117,6 +124,8 @@ class TabularRegressor(PropertyModel):
             raise ConfigError(f"model.estimator must be one of {', '.join(ESTIMATORS)}, got {self.estimator!r}")
         if self.zero_inflated not in ("auto", True, False):
             raise ConfigError(f"model.zero_inflated must be 'auto', true or false, got {self.zero_inflated!r}")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"model.loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         y = _targets(y, len(X))
         self.featurizer_ = MaterialFeaturizer(**dict(self.features or {})).fit(X)
         F = self.featurizer_.transform(X)
@@ -135,7 +144,7 @@ class TabularRegressor(PropertyModel):
         self.trees_: dict[str, TreeEnsemble] = {}
         self.gp_: GaussianProcess | None = None
         if self.estimator == "gbm":
-            self.trees_["mean"] = TreeEnsemble.from_sklearn(self._boosting().fit(Fr, yr))
+            self.trees_["mean"] = TreeEnsemble.from_sklearn(self._boosting(self.loss).fit(Fr, yr))
             for name, q in zip(("low", "high"), _QUANTILES):
                 self.trees_[name] = TreeEnsemble.from_sklearn(self._boosting("quantile", q).fit(Fr, yr))
         else:
