@@ -9,10 +9,8 @@ manifolds; with linear activations it spans the same subspace as PCA.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -20,6 +18,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
+from .._threads import torch_threads
 from ..errors import ConfigError, TrainingDiverged
 from .maps import _check_n_components, _require_variance, _standard_scale, check_features
 
@@ -28,20 +27,6 @@ __all__ = ["AutoencoderMap"]
 _ACTIVATIONS = {"tanh": torch.nn.Tanh, "silu": torch.nn.SiLU, "relu": torch.nn.ReLU, "gelu": torch.nn.GELU,
                 "linear": torch.nn.Identity}
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int | None) -> Iterator[None]:
-    """Run with ``n`` torch intra-op threads and restore the previous number (None: leave it)."""
-    if n is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _mlp(sizes: list[int], activation: str, generator: torch.Generator, dtype: torch.dtype) -> torch.nn.Sequential:
@@ -183,7 +168,7 @@ class AutoencoderMap(TransformerMixin, BaseEstimator):
     def fit(self, X, y=None) -> AutoencoderMap:
         """Train encoder and decoder on ``X`` (n_samples, n_features)."""
         dtype, hidden = self._check_params()
-        with _torch_threads(self.n_threads):
+        with torch_threads(self.n_threads):
             return self._fit(X, dtype, hidden)
 
     def _fit(self, X, dtype: torch.dtype, hidden: list[int]) -> AutoencoderMap:
@@ -267,14 +252,14 @@ class AutoencoderMap(TransformerMixin, BaseEstimator):
     def transform(self, X) -> np.ndarray:
         """Latent coordinates of ``X`` (n_samples, n_features), shape (n_samples, n_components)."""
         check_is_fitted(self, "encoder_")
-        with torch.no_grad(), _torch_threads(self.n_threads):
+        with torch.no_grad(), torch_threads(self.n_threads):
             return self.encoder_(self._standardised(X)).double().numpy()
 
     def inverse_transform(self, Y) -> np.ndarray:
         """Decoded feature vectors (n_samples, n_features), in the input's units, from latent coordinates."""
         check_is_fitted(self, "encoder_")
         Y = check_features(Y, name="coordinates", n_features=self.n_components, owner="AutoencoderMap")
-        with torch.no_grad(), _torch_threads(self.n_threads):
+        with torch.no_grad(), torch_threads(self.n_threads):
             Z = self.decoder_(torch.as_tensor(Y, dtype=_DTYPES[self.dtype])).double().numpy()
         return Z * self.scale_ + self.mean_
 
@@ -282,7 +267,7 @@ class AutoencoderMap(TransformerMixin, BaseEstimator):
         """Mean squared error per standardised feature of encoding and decoding ``X``."""
         check_is_fitted(self, "encoder_")
         Z = self._standardised(X)
-        with torch.no_grad(), _torch_threads(self.n_threads):
+        with torch.no_grad(), torch_threads(self.n_threads):
             return float(torch.mean((self.decoder_(self.encoder_(Z)) - Z) ** 2))
 
     def score(self, X, y=None) -> float:

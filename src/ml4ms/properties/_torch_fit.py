@@ -28,10 +28,9 @@ the decomposition of Lakshminarayanan et al. (deep ensembles, NeurIPS 2017).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._threads import torch_threads
 from ..config import TrainConfig
 from ..descriptors.elements import N_ROWS, element_table
 from ..errors import ConfigError, DataError
@@ -131,26 +131,6 @@ def initialise(module: nn.Module, seed: int) -> None:
     head = getattr(module, "head", None)
     if isinstance(head, nn.Sequential) and isinstance(head[-1], nn.Linear):
         head[-1].weight.mul_(0.1)
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run with ``n`` torch intra-op threads, then restore the previous setting (None: leave it).
-
-    The property networks work on small tensors, for which a thread pool mostly adds
-    synchronisation: on a busy machine two threads can be ten times slower than one.
-    """
-    if n is None:
-        yield
-        return
-    if int(n) < 1:
-        raise ConfigError(f"n_threads must be >= 1 or None, got {n}")
-    previous = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 # --------------------------------------------------------------------------- data and task
