@@ -339,7 +339,10 @@ def main() -> None:
         f"sphere {smooth['gto']['cutoff']:.2f} Å, like DScribe); featomic and ml4ms `gto_smooth` "
         f"use a {R_CUT:g} Å sphere with a smooth cutoff (other numbers): compare like with like. "
         "With 2 threads, torch waits at every operation for the second core, which another "
-        "process may hold on this shared machine (reference/peers.md): compare 1-thread figures.",
+        "process may hold on this shared machine (reference/peers.md): compare 1-thread figures. "
+        "ml4ms runs with the malloc settings `import ml4ms` applies (docs/conventions.md); "
+        "without them (`ML4MS_TUNE_MALLOC=0`) the Si 64 features took 8.5 ms instead of 4.5 ms "
+        "in a side-by-side run on 2026-11-24.",
         "",
         "Features (`create` / `compute`, neighbour search included):",
         "",

@@ -13,7 +13,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from ._allocator import tune_malloc as _tune_malloc
 from ._version import __version__
+
+_tune_malloc()  # process-wide malloc settings for eager torch; see ml4ms._allocator
 
 __all__ = ["__version__", "load", "save"]
 

@@ -94,3 +94,20 @@ def test_every_mlearn_example_configuration_is_valid(element, kind):
     assert config.data.validation == 0.1
     model = build_model(config.model, [element])
     assert model.elements == [element]
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_mlearn_example_is_a_valid_configuration_of_its_element(path):
+    from ase.data import atomic_numbers
+
+    from ml4ms.cli.fit import build_model
+    from ml4ms.config import load_fit_config
+
+    config = load_fit_config(path)
+    element = path.name.split("-")[0]
+    assert config.data.train == f"mlearn:{element}:train"
+    assert config.data.test == f"mlearn:{element}:test"
+    model = build_model(config.model, [atomic_numbers[element]])
+    assert [int(z) for z in model.species] == [atomic_numbers[element]]
+    if path.stem.endswith("-quadratic"):
+        assert model.quadratic

@@ -735,7 +735,9 @@ class SOAP(Descriptor):
             if self._species_weights is not None:
                 mask = mask.index_copy(0, layout.slots, self._channel_weights[neighbour_channel])
             chunk_slots = CHUNK_SLOTS if torch.get_num_threads() == 1 else CHUNK_SLOTS_PARALLEL
-            per_chunk = max(1, chunk_slots // layout.size) * layout.size
+            # equal chunks near chunk_slots each: a 4,480-slot cell is one chunk, not 4,060 + 420
+            n_chunks = max(1, round(n_slots / chunk_slots))
+            per_chunk = -(-layout.n_blocks // n_chunks) * layout.size
             sizes = [min(per_chunk, n_slots - s) for s in range(0, n_slots, per_chunk)]
             for chunk, weight in zip(padded.split(sizes, dim=1), mask.split(sizes), strict=True):
                 x, y, z = chunk.unbind(0)

@@ -44,6 +44,7 @@ from ..data.graph import AtomicGraph
 from ..descriptors.base import Descriptor, atomic_numbers_of
 from ..errors import ConfigError
 from .base import AtomisticModel, typical_atomic_energy_scale
+from .repulsion import build_repulsion
 
 if TYPE_CHECKING:
     from ..data.dataset import AtomsDataset
@@ -176,6 +177,11 @@ class AtomicNeuralNetwork(AtomisticModel):
     seed
         Seed of the weight initialisation (a local generator: the global RNG is untouched).
         Models that differ only in ``seed`` form a committee.
+    repulsion
+        ``"zbl"`` adds the Ziegler–Biersack–Littmark screened nuclear repulsion, switched off
+        below the covalent bond length (:class:`~ml4ms.models.repulsion.ZBLRepulsion`), so
+        that close contacts the training data never showed stay repulsive in hot MD; the
+        network learns the rest. None (default): no baseline.
 
     Attributes
     ----------
@@ -218,6 +224,7 @@ class AtomicNeuralNetwork(AtomisticModel):
         hidden: Sequence[int] = (64, 64),
         activation: str = "silu",
         seed: int = 0,
+        repulsion: str | None = None,
     ) -> None:
         if species is None or len(species) == 0:
             raise ConfigError("an atomic neural network needs its species (the elements it models)")
@@ -242,6 +249,8 @@ class AtomicNeuralNetwork(AtomisticModel):
         self.hidden = widths
         self.activation = activation
         self.seed = int(seed)
+        self.repulsion_name = repulsion
+        self.repulsion = build_repulsion(repulsion, self.species, self.cutoff)
         self.descriptor = described.to(torch.float64)
         self.n_features = described.get_number_of_features()
         n_species = len(self.species)
@@ -269,6 +278,7 @@ class AtomicNeuralNetwork(AtomisticModel):
             "hidden": list(self.hidden),
             "activation": self.activation,
             "seed": self.seed,
+            "repulsion": self.repulsion_name,
         }
 
     def extra_repr(self) -> str:
@@ -324,7 +334,8 @@ class AtomicNeuralNetwork(AtomisticModel):
             y = self._network(inputs, element)
             y = y[:-1] - y[-1]
             out = y if rows is None else out.index_copy(0, rows, y)
-        return self.energy_scale.to(x.dtype) * out
+        out = self.energy_scale.to(x.dtype) * out
+        return out if self.repulsion is None else out + self.repulsion(graph).to(out.dtype)
 
     # ------------------------------------------------------------------ data-dependent set-up
     def initialize(self, data: AtomsDataset, *, batch_size: int = 16) -> None:

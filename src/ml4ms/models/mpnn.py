@@ -38,6 +38,7 @@ from torch import nn
 from ..data.graph import AtomicGraph
 from ..errors import ConfigError
 from .base import AtomisticModel, typical_atomic_energy_scale
+from .repulsion import build_repulsion
 
 if TYPE_CHECKING:
     from ..data.dataset import AtomsDataset
@@ -194,6 +195,11 @@ class EquivariantMPNN(AtomisticModel):
     atomic_energy_shift
         Added to every atom's energy, eV; :meth:`initialize` sets it to 0 (E0 carries
         the mean).
+    repulsion
+        ``"zbl"`` adds the Ziegler–Biersack–Littmark screened nuclear repulsion, switched off
+        below the covalent bond length (:class:`~ml4ms.models.repulsion.ZBLRepulsion`), so
+        that close contacts the training data never showed stay repulsive in hot MD; the
+        network learns the rest. None (default): no baseline.
 
     Attributes
     ----------
@@ -233,6 +239,7 @@ class EquivariantMPNN(AtomisticModel):
         seed: int = 0,
         atomic_energy_scale: float = 1.0,
         atomic_energy_shift: float = 0.0,
+        repulsion: str | None = None,
     ) -> None:
         if species is None or len(species) == 0:
             raise ConfigError("EquivariantMPNN needs a non-empty list of species")
@@ -250,6 +257,8 @@ class EquivariantMPNN(AtomisticModel):
             if int(value) != value or value < 1:
                 raise ConfigError(f"{name} must be a positive integer; got {value!r}")
         super().__init__(cutoff=cutoff, species=species)
+        self.repulsion_name = repulsion
+        self.repulsion = build_repulsion(repulsion, self.species, self.cutoff)
         self.channels = int(channels)
         self.n_layers = int(n_layers)
         self.n_radial = int(n_radial)
@@ -317,6 +326,7 @@ class EquivariantMPNN(AtomisticModel):
             # a file also carries them as buffers, which agree
             "atomic_energy_scale": float(self.atomic_energy_scale),
             "atomic_energy_shift": float(self.atomic_energy_shift),
+            "repulsion": self.repulsion_name,
         }
 
     def initialize(self, data: AtomsDataset) -> None:
@@ -415,7 +425,8 @@ class EquivariantMPNN(AtomisticModel):
         y = self.readout(s).squeeze(1) - self.readout(self._isolated_scalars()).squeeze(1)[channel]
         scale = self.atomic_energy_scale.to(y.dtype)
         shift = self.atomic_energy_shift.to(y.dtype)
-        return scale * y + shift
+        out = scale * y + shift
+        return out if self.repulsion is None else out + self.repulsion(graph).to(out.dtype)
 
 
 def _xavier(
