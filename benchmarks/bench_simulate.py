@@ -65,7 +65,7 @@ def networks(data, sigmas, names=("BPNN", "MPNN"), minutes: float = NETWORK_MINU
     weights = LossWeights(**sigmas)
     out = {}
     # BPNN with the ZBL baseline: without it, 4 minutes of training left an attractive hole at
-    # 1.7 Å (-13 eV against EMT's +5 eV) and the 1200 K run collapsed at step 181
+    # 1.7 Å (-13 eV against EMT's +5 eV); the 1200 K run still stops near step 190 either way
     makers = {"BPNN": lambda: AtomicNeuralNetwork(["Cu"], descriptor={"type": "acsf", "r_cut": 4.5}, repulsion="zbl"),
               "MPNN": lambda: EquivariantMPNN(["Cu"], cutoff=4.5, channels=32, n_layers=2)}
     for name in names:
