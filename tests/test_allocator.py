@@ -12,14 +12,18 @@ import pytest
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
 
-def _applied_in_fresh_process(**env: str) -> bool:
+def _run_fresh(code: str, **env: str) -> str:
+    """Last line printed by ``code`` in a new interpreter, with only ``env`` among the settings."""
     environment = {k: v for k, v in os.environ.items()
                    if k not in ("ML4MS_TUNE_MALLOC", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")}
     environment.update(env)
-    code = "import ml4ms, ml4ms._allocator as a; print(a._applied)"
     out = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True,
                          text=True, check=True)
-    return out.stdout.strip() == "True"
+    return out.stdout.strip().splitlines()[-1]
+
+
+def _applied_in_fresh_process(**env: str) -> bool:
+    return _run_fresh("import ml4ms, ml4ms._allocator as a; print(a._applied)", **env) == "True"
 
 
 @pytest.mark.skipif(not GLIBC, reason="the settings exist in glibc only")
@@ -52,12 +56,6 @@ for _ in range(5):
     soap.create(si)
 print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5)
 """
-    faults = {}
-    for setting in ("1", "0"):
-        environment = {k: v for k, v in os.environ.items()
-                       if k not in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")}
-        environment.update(ML4MS_TUNE_MALLOC=setting, OMP_NUM_THREADS="1")
-        out = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True,
-                             text=True, check=True)
-        faults[setting] = float(out.stdout.strip().splitlines()[-1])
+    faults = {setting: float(_run_fresh(code, ML4MS_TUNE_MALLOC=setting, OMP_NUM_THREADS="1"))
+              for setting in ("1", "0")}
     assert faults["1"] < 0.2 * faults["0"], faults

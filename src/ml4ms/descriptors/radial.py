@@ -56,6 +56,16 @@ import torch
 
 __all__ = ["GTORadialBasis", "SmoothGTORadialBasis", "gto_alphas_betas"]
 
+def smooth_step_down(t: torch.Tensor) -> torch.Tensor:
+    """C² step from 1 at ``t <= 0`` to 0 at ``t >= 1``: ``1 - t³ (10 - 15 t + 6 t²)``, t clipped.
+
+    Its first and second derivatives vanish at both ends (the cutoff of ``gto_smooth`` and
+    the switch of :class:`~ml4ms.models.repulsion.ZBLRepulsion`).
+    """
+    t = t.clamp(0.0, 1.0)
+    return 1.0 - t * t * t * (10.0 + t * (-15.0 + 6.0 * t))
+
+
 #: DScribe's decay threshold for the GTO primitives and for the density padding.
 GTO_THRESHOLD = 1e-3
 
@@ -231,5 +241,4 @@ class SmoothGTORadialBasis(GTORadialBasis):
         self.neighbor_cutoff = self.r_cut
 
     def cutoff(self, r: torch.Tensor) -> torch.Tensor:
-        t = ((r - (self.r_cut - self.width)) / self.width).clamp(0.0, 1.0)
-        return 1.0 - t * t * t * (10.0 + t * (-15.0 + 6.0 * t))
+        return smooth_step_down((r - (self.r_cut - self.width)) / self.width)

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..data.graph import AtomicGraph
+from ..descriptors.radial import smooth_step_down
 
 #: e²/(4π ε0), eV Å.
 COULOMB = 14.399645
@@ -81,8 +82,7 @@ class ZBLRepulsion(nn.Module):
         r_in = torch.minimum(self.inner * reach, 0.999 * r_out)
         close = r < r_out
         r, r_in, r_out = r[close], r_in[close], r_out[close]
-        t = ((r - r_in) / (r_out - r_in)).clamp(0.0, 1.0)
-        switch = 1.0 - t * t * t * (10.0 + t * (-15.0 + 6.0 * t))
+        switch = smooth_step_down((r - r_in) / (r_out - r_in))
         # each ordered pair is listed twice (i->j and j->i): half of the pair energy per listing
         pair = 0.5 * switch * zbl_pair_energy(r, z_i[close], z_j[close])
         out = torch.zeros(graph.positions.shape[0], dtype=r.dtype, device=r.device)
