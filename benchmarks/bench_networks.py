@@ -10,11 +10,14 @@ for ``--minutes`` minutes on this machine, then test on ``mlearn:<El>:test``; th
 best (min of GAP and MTP) beside it. Training throughput (structures/s) and peak memory (RSS).
 
 Part ``aspirin``: the same on aspirin_gfn2, frames 0-799 for training (5 % validation),
-800-999 for testing.
+800-999 for testing. With ``--models MPNN,MACE --mace-python PATH`` MACE (mace-torch, in its
+own environment: ``_mace_peer.py``) trains on the same split at the same time, each on one
+core for the same wall-clock budget.
 
     python benchmarks/bench_networks.py                          # cost + Cu (10 min each) + aspirin
     python benchmarks/bench_networks.py --parts cost --sizes 64,500
     python benchmarks/bench_networks.py --parts mlearn --elements Cu,Mo --minutes 60
+    python benchmarks/bench_networks.py --parts aspirin --models MPNN,MACE --minutes 30 --mace-python ~/mace/bin/python
 """
 
 from __future__ import annotations
@@ -94,6 +97,14 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def split(train):
+    """Training and validation parts of ``train``: 10 % (5 % from 500 structures) held out, seed 0."""
+    from ml4ms.data.dataset import AtomsDataset
+
+    data = AtomsDataset(train)
+    return data.split([0.9, 0.1] if len(data) < 500 else [0.95, 0.05], seed=0)
+
+
 def train_and_test(model_config: dict, train, test, minutes: float, weights, label: str) -> dict:
     from ml4ms.data.dataset import AtomsDataset
     from ml4ms.models import predict
@@ -101,7 +112,7 @@ def train_and_test(model_config: dict, train, test, minutes: float, weights, lab
     from ml4ms.training.metrics import error_metrics
 
     data = AtomsDataset(train)
-    fit, validation = data.split([0.9, 0.1] if len(data) < 500 else [0.95, 0.05], seed=0)
+    fit, validation = split(train)
     _, species = data.composition_matrix()
     model = build(model_config, species)
     config = {"epochs": 100000, "batch_size": 4, "lr": 0.002, "lr_patience": 10, "patience": 40,
@@ -135,14 +146,75 @@ def run_mlearn(elements: list[str], minutes: float, which: list[str]) -> dict:
     return out
 
 
-def run_aspirin(minutes: float, which: list[str]) -> dict:
+def _write_mace_extxyz(images, path: Path) -> None:
+    """Positions, ``REF_energy`` and ``REF_forces`` only: what MACE's trainer reads."""
+    import numpy as np
+    from ase import Atoms
+    from ase.io import write
+
+    rows = []
+    for atoms in images:
+        row = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+        row.info["REF_energy"] = float(atoms.info["energy"])
+        row.arrays["REF_forces"] = np.asarray(atoms.arrays["forces"], dtype=float)
+        rows.append(row)
+    write(path, rows, format="extxyz")
+
+
+def start_mace(train, test, minutes: float, python: str, workdir: Path):
+    """Start MACE's training on the same split in its own environment (``_mace_peer.py``), in the background."""
+    import subprocess
+
+    fit, validation = split(train)
+    workdir.mkdir(parents=True, exist_ok=True)
+    files = {name: workdir / f"{name}.xyz" for name in ("train", "valid", "test")}
+    for name, images in (("train", fit), ("valid", validation), ("test", test)):
+        _write_mace_extxyz(list(images), files[name])
+    command = [python, str(HERE / "_mace_peer.py"), "--train", str(files["train"]), "--valid", str(files["valid"]),
+               "--test", str(files["test"]), "--minutes", str(minutes), "--workdir", str(workdir / "run"),
+               "--out", str(workdir / "result.json"), "--threads", "1"]
+    print(f"MACE: {len(fit)} training structures, {minutes} min, in {workdir}", flush=True)
+    return subprocess.Popen(command, stdout=open(workdir / "peer.log", "w"), stderr=subprocess.STDOUT)
+
+
+#: Expected errors of the aspirin loss: energy per atom and force component, eV and eV/Å.
+ASPIRIN_SIGMAS = (0.0005, 0.02)
+
+
+def run_aspirin(minutes: float, which: list[str], mace_python: str | None = None,
+                sigmas: tuple[float, float] = ASPIRIN_SIGMAS) -> dict:
+    import tempfile
+
+    import torch
+
     from ml4ms.data import datasets
     from ml4ms.training import LossWeights
 
     frames = datasets.load("aspirin_gfn2")
-    weights = LossWeights(energy_sigma=0.0005, force_sigma=0.02, stress_sigma=None)
-    return {name: train_and_test(config, frames[:800], frames[800:], minutes, weights, f"aspirin {name}")
-            for name, config in (("MPNN", MPNN), ("BPNN", BPNN)) if name in which}
+    weights = LossWeights(energy_sigma=sigmas[0], force_sigma=sigmas[1], stress_sigma=None)
+    # rows of other loss weights are kept beside those of the default weights
+    suffix = "" if tuple(sigmas) == ASPIRIN_SIGMAS else f" (σE {1000 * sigmas[0]:g} meV, σF {sigmas[1]:g} eV/Å)"
+    peer = None
+    if "MACE" in which:
+        if not mace_python:
+            raise SystemExit("--models MACE needs --mace-python (the Python of an environment with mace-torch)")
+        workdir = Path(tempfile.mkdtemp(prefix="ml4ms-mace-"))
+        peer = start_mace(frames[:800], frames[800:], minutes, mace_python, workdir)
+        torch.set_num_threads(1)  # one core each, side by side, for the same wall-clock budget
+    out = {name + suffix: {**train_and_test(config, frames[:800], frames[800:], minutes, weights,
+                                            f"aspirin {name}"),
+                           "threads": torch.get_num_threads(), "sigmas": list(sigmas)}
+           for name, config in (("MPNN", MPNN), ("BPNN", BPNN)) if name in which}
+    if peer is not None:
+        if peer.wait() != 0:
+            raise SystemExit(f"MACE failed; see {workdir / 'peer.log'}")
+        result = json.loads((workdir / "result.json").read_text())
+        n_fit = len(split(frames[:800])[0])
+        out["MACE"] = {**result, "threads": 1, "peak_rss_mb": None,
+                       "structures_per_s": result["epochs"] * n_fit / (60 * result["train_minutes"])}
+        print(f"  MACE test E {result['energy_mae']:.2f} meV/atom, F {result['forces_mae']:.4f} eV/Å; "
+              f"{result['epochs']} epochs", flush=True)
+    return out
 
 
 def write_results(store: dict) -> None:
@@ -166,19 +238,23 @@ def write_results(store: dict) -> None:
         results = store.get(part)
         if not results:
             continue
-        lines += [f"{title}: energy meV/atom, forces eV/Å, training minutes (float32, 2 cores), throughput, "
-                  "peak memory. These are fixed short budgets on a shared machine (other jobs may have held a "
-                  "core), not converged trainings; the target budget is 60 minutes.", "",
-                  "| data | model | E MAE | F MAE | published best E / F | minutes | epochs | structures/s | "
-                  "peak RSS (MB) |", "|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"{title}: energy meV/atom, forces eV/Å, training minutes (float32) on the given torch "
+                  "threads, throughput, peak memory. These are fixed short budgets on a shared machine (other jobs "
+                  "may have held a core), not converged trainings; the target budget is 60 minutes. MACE rows: "
+                  "mace-torch 0.3.16 in its own environment (64 channels, L = 0, correlation 3, 2 interactions, "
+                  "5 Å), trained at the same time on the other core for the same wall-clock budget, on the same "
+                  "training/validation split (`--models MPNN,MACE`).", "",
+                  "| data | model | E MAE | F MAE | published best E / F | minutes | threads | epochs | "
+                  "structures/s | peak RSS (MB) |", "|---|---|---|---|---|---|---|---|---|---|"]
         rows = results.items() if part == "mlearn" else [("aspirin", results)]
         for element, models in rows:
             for name, r in models.items():
                 published = PUBLISHED.get(element)
                 ref = f"{published[0]} / {published[1]}" if published else "-"
+                rss = "-" if r.get("peak_rss_mb") is None else f"{r['peak_rss_mb']:.0f}"
                 lines.append(f"| {element} | {name} | {r['energy_mae']:.2f} | {r['forces_mae']:.4f} | {ref} | "
-                             f"{r['train_minutes']:.0f} | {r['epochs']} | {r['structures_per_s']:.1f} | "
-                             f"{r['peak_rss_mb']:.0f} |")
+                             f"{r['train_minutes']:.0f} | {r.get('threads', 2)} | {r['epochs']} | "
+                             f"{r['structures_per_s']:.1f} | {rss} |")
         lines.append("")
     write_section("Neural-network potentials: cost, training, accuracy", "\n".join(lines))
 
@@ -194,6 +270,11 @@ def main() -> None:
     parser.add_argument("--models", default="MPNN,BPNN")
     parser.add_argument("--minutes", type=float, default=10.0, help="training budget per model")
     parser.add_argument("--threads", type=int, default=1, help="threads for the cost part")
+    parser.add_argument("--train-threads", type=int, default=2, help="torch threads for training (1 beside MACE)")
+    parser.add_argument("--aspirin-sigmas", default=",".join(map(str, ASPIRIN_SIGMAS)),
+                        help="expected errors of the aspirin loss: energy per atom (eV), force component (eV/Å)")
+    parser.add_argument("--mace-python", default=os.environ.get("ML4MS_MACE_PYTHON"),
+                        help="Python of an environment with mace-torch, for --models ...,MACE (aspirin part)")
     args = parser.parse_args()
     os.environ.setdefault("ML4MS_DATA_DIR", str(ROOT.parent / "shared" / "data"))
     parts = args.parts.split(",")
@@ -204,11 +285,12 @@ def main() -> None:
         store["cost"] = run_cost([int(n) for n in args.sizes.split(",")], args.repeats)
     import torch
 
-    torch.set_num_threads(2)  # training uses both cores
+    torch.set_num_threads(args.train_threads)
     if "mlearn" in parts:
         store.setdefault("mlearn", {}).update(run_mlearn(args.elements.split(","), args.minutes, which))
     if "aspirin" in parts:
-        store["aspirin"] = run_aspirin(args.minutes, which)
+        sigmas = tuple(float(v) for v in args.aspirin_sigmas.split(","))
+        store.setdefault("aspirin", {}).update(run_aspirin(args.minutes, which, args.mace_python, sigmas))
     STORE.write_text(json.dumps(store, indent=1))
     write_results(store)
 

@@ -64,8 +64,9 @@ def networks(data, sigmas, names=("BPNN", "MPNN"), minutes: float = NETWORK_MINU
     train, validation = data.split([0.9, 0.1], seed=0)
     weights = LossWeights(**sigmas)
     out = {}
-    # BPNN with the ZBL baseline: without it, 4 minutes of training left an attractive hole at
-    # 1.7 Å (-13 eV against EMT's +5 eV); the 1200 K run still stops near step 190 either way
+    # BPNN with the ZBL baseline below the data's closest pair: without it, 4 minutes of
+    # training left an attractive hole at 1.7 Å (-13 eV against EMT's +5 eV) that ended the
+    # 1200 K run (docs/networks.md)
     makers = {"BPNN": lambda: AtomicNeuralNetwork(["Cu"], descriptor={"type": "acsf", "r_cut": 4.5}, repulsion="zbl"),
               "MPNN": lambda: EquivariantMPNN(["Cu"], cutoff=4.5, channels=32, n_layers=2)}
     for name in names:

@@ -97,11 +97,86 @@ def test_the_repulsion_is_in_the_config_and_survives_save_and_load(model, tmp_pa
         assert pair_energy(loaded, 29, 29, r) == pytest.approx(pair_energy(model, 29, 29, r), abs=1e-12)
 
 
+def _cu_data(n=4, seed=0):
+    from ml4ms.data.dataset import AtomsDataset
+    from ml4ms.data.emt import label_with_emt
+
+    rng = np.random.default_rng(seed)
+    images = []
+    for k in range(n):
+        atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2)
+        atoms.rattle(0.08, seed=int(rng.integers(1000)))
+        images.append(label_with_emt(atoms, "bulk"))
+    return AtomsDataset(images)
+
+
+def _shortest(data):
+    from ase.neighborlist import neighbor_list
+
+    return min(float(neighbor_list("d", atoms, 3.0).min()) for atoms in data)
+
+
+@pytest.mark.parametrize("model", networks(), ids=["bpnn", "mpnn"])
+def test_initialize_puts_the_switch_below_the_closest_pair_of_the_training_data(model):
+    data = _cu_data()
+    shortest = _shortest(data)
+    model.initialize(data)
+    window = model.repulsion.window_inner[29, 29].item(), model.repulsion.window_outer[29, 29].item()
+    assert window == pytest.approx((0.75 * shortest, shortest), rel=1e-12)
+    # the network sees no baseline on its own data ...
+    for graph in data.graphs(model.cutoff, batch_size=2):
+        assert float(model.repulsion(graph).abs().max()) == 0.0
+    # ... while pairs it never saw (Cu-O) keep the covalent window, 0.6 to 1.0 of 1.32 + 0.66 Å
+    assert model.repulsion.window_outer[29, 8].item() == pytest.approx(1.98, rel=1e-12)
+    # and a contact closer than the data is pushed apart by the full ZBL energy at 0.75 of it
+    r = 0.7 * shortest
+    full = float(zbl_pair_energy(torch.tensor([r], dtype=torch.float64), torch.tensor([29]), torch.tensor([29]))[0])
+    graph = AtomicGraph.from_atoms([Atoms("Cu2", positions=[[0, 0, 0], [r, 0, 0]])], model.cutoff, labels=False)
+    assert float(model.repulsion(graph).sum()) == pytest.approx(full, rel=1e-12)
+
+
+def test_the_covalent_range_ignores_the_data_and_the_window_travels_with_the_model_file(tmp_path):
+    data = _cu_data()
+    fixed = AtomicNeuralNetwork(["Cu"], descriptor=ACSF_SMALL, hidden=[8], seed=1,
+                                repulsion={"type": "zbl", "range": "covalent"})
+    fixed.initialize(data)
+    assert fixed.repulsion.window_outer[29, 29].item() == pytest.approx(2.64, rel=1e-12)
+    assert fixed.get_config()["repulsion"] == {"type": "zbl", "range": "covalent"}
+    fitted = AtomicNeuralNetwork(["Cu"], descriptor=ACSF_SMALL, hidden=[8], seed=1, repulsion="zbl")
+    fitted.initialize(data)
+    loaded = load(save(fitted, tmp_path / "model.ml4ms"))
+    assert loaded.repulsion.window_outer[29, 29].item() == pytest.approx(_shortest(data), rel=1e-12)
+    for r in (1.4, 1.8, 2.0):
+        assert pair_energy(loaded, 29, 29, r) == pytest.approx(pair_energy(fitted, 29, 29, r), abs=1e-12)
+
+
+def test_a_pair_the_data_shows_only_far_apart_keeps_the_covalent_window():
+    from ml4ms.data.dataset import AtomsDataset
+    from ml4ms.data.emt import label_with_emt
+
+    stretched = bulk("Cu", "fcc", a=4.5, cubic=True)  # nearest neighbours 3.18 Å, beyond 2 x 1.32 Å
+    repulsion = ZBLRepulsion([29], cutoff=5.0)
+    moved = repulsion.fit_range(AtomsDataset([label_with_emt(stretched, "bulk")]))
+    assert moved["Cu-Cu"] == pytest.approx((0.75 * 2.64, 2.64), rel=1e-12)
+
+
+def test_a_state_without_windows_loads_with_the_covalent_window():
+    model = AtomicNeuralNetwork(["Cu"], descriptor=ACSF_SMALL, hidden=[8], seed=1, repulsion="zbl")
+    state = {k: v for k, v in model.state_dict().items() if "window" not in k}
+    model.repulsion.window_outer.fill_(1.0)
+    model.load_state_dict(state, strict=True)
+    assert model.repulsion.window_outer[29, 29].item() == pytest.approx(2.64, rel=1e-12)
+
+
 def test_an_unknown_repulsion_is_refused():
     with pytest.raises(ConfigError, match="repulsion must be one of zbl"):
         AtomicNeuralNetwork(["Cu"], descriptor=ACSF_SMALL, repulsion="lj")
     with pytest.raises(ValueError):
         ZBLRepulsion([29], cutoff=5.0, inner=1.0, outer=0.5)
+    with pytest.raises(ConfigError, match="range must be one of data, covalent"):
+        AtomicNeuralNetwork(["Cu"], descriptor=ACSF_SMALL, repulsion={"type": "zbl", "range": "nearest"})
+    with pytest.raises(ConfigError, match="unknown repulsion option"):
+        AtomicNeuralNetwork(["Cu"], descriptor=ACSF_SMALL, repulsion={"type": "zbl", "width": 1.0})
 
 
 def test_without_it_nothing_changes():

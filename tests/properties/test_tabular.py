@@ -1,6 +1,8 @@
 """The tabular regressor: learns known functions of composition, hurdle model for zeros,
 calibrated sigma, exact save/load."""
 
+import copy
+
 import numpy as np
 import pytest
 from ase.data import chemical_symbols
@@ -46,6 +48,27 @@ def test_hurdle_model_learns_a_zero_inflated_target(fitted):
     p_zero = model.zero_probability(X)
     assert np.mean((p_zero > 0.5) == (y == 0)) > 0.9
     assert (sigma > 0).all() and np.isfinite(sigma).all()
+
+
+def test_the_hurdle_prediction_is_the_median_of_the_mixture(fitted):
+    from scipy.optimize import brentq
+    from scipy.stats import norm
+
+    model = copy.copy(fitted[0])
+    X, _ = _binaries(60, 3)
+    F = model.features_of(X)
+    # the classifier of this easy data is sure of itself: sweep the zero probability instead
+    p = np.linspace(0.0, 0.6, len(X))
+    model.zero_probability_features = lambda features: p
+    mean = model.trees_["mean"].raw_predict(F)
+    sigma = np.maximum(np.abs(model.trees_["high"].raw_predict(F) - model.trees_["low"].raw_predict(F)) / 2, 1e-9)
+    predicted = model.predict(X)
+    assert 0 < (predicted == 0).sum() < len(X)
+    for k in range(len(X)):
+        # the cumulative distribution of p δ(0) + (1 - p) N(mean, sigma), minus 1/2
+        excess = lambda m, k=k: p[k] * (m >= 0) + (1 - p[k]) * norm.cdf((m - mean[k]) / sigma[k]) - 0.5  # noqa: E731
+        expected = 0.0 if excess(0.0) >= 0 else brentq(excess, 0.0, abs(mean[k]) + 40 * sigma[k], xtol=1e-13)
+        assert predicted[k] == pytest.approx(expected, abs=1e-9)
 
 
 def test_calibrate_scales_sigma_to_unit_variance(fitted):

@@ -148,12 +148,18 @@ class AtomisticModel(nn.Module):
     def initialize(self, data: AtomsDataset) -> None:
         """Data-dependent set-up before gradient training, from the training set only.
 
-        Sets the per-element reference energies E0 (:meth:`fit_reference_energies`), so
-        that the network learns the variation around them. Subclasses extend this
-        (feature standardisation, the scale of the atomic energies), call ``super()``
-        first, and :meth:`fit_reference_energies` again last if their set-up moved the
-        model's energies.
+        Places the switch window of a short-range repulsion baseline (a ``repulsion``
+        module with ``fit_range``) below the shortest distances in ``data``, then sets the
+        per-element reference energies E0 (:meth:`fit_reference_energies`), so that the
+        network learns the variation around them. Subclasses extend this (feature
+        standardisation, the scale of the atomic energies), call ``super()`` first, and
+        :meth:`fit_reference_energies` again last if their set-up moved the model's energies.
         """
+        repulsion = getattr(self, "repulsion", None)
+        if repulsion is not None and hasattr(repulsion, "fit_range"):
+            from ..data.dataset import AtomsDataset
+
+            repulsion.fit_range(data if isinstance(data, AtomsDataset) else AtomsDataset(list(data)))
         self.fit_reference_energies(data)
 
     def fit_reference_energies(self, data: AtomsDataset, batch_size: int = 32) -> dict[str, float]:

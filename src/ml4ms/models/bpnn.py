@@ -179,9 +179,11 @@ class AtomicNeuralNetwork(AtomisticModel):
         Models that differ only in ``seed`` form a committee.
     repulsion
         ``"zbl"`` adds the Ziegler–Biersack–Littmark screened nuclear repulsion, switched off
-        below the covalent bond length (:class:`~ml4ms.models.repulsion.ZBLRepulsion`), so
-        that close contacts the training data never showed stay repulsive in hot MD; the
-        network learns the rest. None (default): no baseline.
+        smoothly below the shortest distance of each element pair in the training data
+        (set by :meth:`initialize`; :class:`~ml4ms.models.repulsion.ZBLRepulsion`), so that
+        close contacts the training data never showed stay repulsive in hot MD; the network
+        learns the rest. A dict ``{"type": "zbl", ...}`` passes options (e.g.
+        ``"range": "covalent"``). None (default): no baseline.
 
     Attributes
     ----------
@@ -224,7 +226,7 @@ class AtomicNeuralNetwork(AtomisticModel):
         hidden: Sequence[int] = (64, 64),
         activation: str = "silu",
         seed: int = 0,
-        repulsion: str | None = None,
+        repulsion: str | dict | None = None,
     ) -> None:
         if species is None or len(species) == 0:
             raise ConfigError("an atomic neural network needs its species (the elements it models)")
@@ -249,7 +251,6 @@ class AtomicNeuralNetwork(AtomisticModel):
         self.hidden = widths
         self.activation = activation
         self.seed = int(seed)
-        self.repulsion_name = repulsion
         self.repulsion = build_repulsion(repulsion, self.species, self.cutoff)
         self.descriptor = described.to(torch.float64)
         self.n_features = described.get_number_of_features()
@@ -278,7 +279,7 @@ class AtomicNeuralNetwork(AtomisticModel):
             "hidden": list(self.hidden),
             "activation": self.activation,
             "seed": self.seed,
-            "repulsion": self.repulsion_name,
+            "repulsion": None if self.repulsion is None else self.repulsion.get_config(),
         }
 
     def extra_repr(self) -> str:

@@ -197,9 +197,11 @@ class EquivariantMPNN(AtomisticModel):
         the mean).
     repulsion
         ``"zbl"`` adds the Ziegler–Biersack–Littmark screened nuclear repulsion, switched off
-        below the covalent bond length (:class:`~ml4ms.models.repulsion.ZBLRepulsion`), so
-        that close contacts the training data never showed stay repulsive in hot MD; the
-        network learns the rest. None (default): no baseline.
+        smoothly below the shortest distance of each element pair in the training data
+        (set by :meth:`initialize`; :class:`~ml4ms.models.repulsion.ZBLRepulsion`), so that
+        close contacts the training data never showed stay repulsive in hot MD; the network
+        learns the rest. A dict ``{"type": "zbl", ...}`` passes options (e.g.
+        ``"range": "covalent"``). None (default): no baseline.
 
     Attributes
     ----------
@@ -239,7 +241,7 @@ class EquivariantMPNN(AtomisticModel):
         seed: int = 0,
         atomic_energy_scale: float = 1.0,
         atomic_energy_shift: float = 0.0,
-        repulsion: str | None = None,
+        repulsion: str | dict | None = None,
     ) -> None:
         if species is None or len(species) == 0:
             raise ConfigError("EquivariantMPNN needs a non-empty list of species")
@@ -257,7 +259,6 @@ class EquivariantMPNN(AtomisticModel):
             if int(value) != value or value < 1:
                 raise ConfigError(f"{name} must be a positive integer; got {value!r}")
         super().__init__(cutoff=cutoff, species=species)
-        self.repulsion_name = repulsion
         self.repulsion = build_repulsion(repulsion, self.species, self.cutoff)
         self.channels = int(channels)
         self.n_layers = int(n_layers)
@@ -326,7 +327,7 @@ class EquivariantMPNN(AtomisticModel):
             # a file also carries them as buffers, which agree
             "atomic_energy_scale": float(self.atomic_energy_scale),
             "atomic_energy_shift": float(self.atomic_energy_shift),
-            "repulsion": self.repulsion_name,
+            "repulsion": None if self.repulsion is None else self.repulsion.get_config(),
         }
 
     def initialize(self, data: AtomsDataset) -> None:
