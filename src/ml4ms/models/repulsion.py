@@ -143,16 +143,15 @@ class ZBLRepulsion(nn.Module):
                 continue
             r = torch.linalg.vector_norm(graph.edge_vectors(), dim=1).cpu()
             z_i, z_j = graph.numbers[i].cpu(), graph.numbers[j].cpu()
-            if int(torch.maximum(z_i, z_j).max()) >= size:
-                continue  # an element the model does not know: its check reports it
-            shortest.scatter_reduce_(0, z_i * size + z_j, r, reduce="amin")
+            known = (z_i < size) & (z_j < size)  # other elements: the model's own check reports them
+            shortest.scatter_reduce_(0, (z_i * size + z_j)[known], r[known], reduce="amin")
         shortest = shortest.view(size, size)
         found = torch.isfinite(shortest)
-        _, covalent_outer = self._covalent_window()
+        covalent_inner, covalent_outer = self._covalent_window()
         # never past the covalent window: a pair the data only shows far apart (two
         # cations 4 Å apart) gets no wall where chemistry, not the nuclei, decides
-        outer = torch.where(found, torch.minimum(shortest, covalent_outer), self.window_outer.cpu().double())
-        inner = torch.where(found, self.data_inner * outer, self.window_inner.cpu().double())
+        outer = torch.where(found, torch.minimum(shortest, covalent_outer), covalent_outer)
+        inner = torch.where(found, self.data_inner * outer, covalent_inner)
         self.window_outer.copy_(outer.to(self.window_outer))
         self.window_inner.copy_(inner.to(self.window_inner))
         return {f"{chemical_symbols[a]}-{chemical_symbols[b]}": (float(inner[a, b]), float(outer[a, b]))
