@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml4ms.models.solve import IllConditionedError, StreamingLeastSquares
+from ml4ms.models.solve import IllConditionedError, StreamingLeastSquares, triangular_factor
 
 
 def _problem(n=300, p=12, seed=0):
@@ -53,3 +53,14 @@ def test_no_rows_and_non_finite_rows_are_clear_errors():
         solver.add(np.array([[1.0, np.nan]]), np.array([0.0]))
     with pytest.raises(ValueError, match="rows"):
         solver.add(np.ones((2, 3)), np.ones(2))
+
+
+@pytest.mark.parametrize("block", [5, 64, 10_000])
+def test_triangular_factor_has_the_gram_matrix_of_its_rows(block):
+    a, _, _ = _problem()
+    r = triangular_factor(a, block_rows=block)
+    assert r.shape == (a.shape[1], a.shape[1])
+    assert np.allclose(r, np.triu(r))
+    np.testing.assert_allclose(r.T @ r, a.T @ a, rtol=1e-10, atol=1e-8)
+    few = triangular_factor(a[:4])  # fewer rows than columns: R is (4, p)
+    np.testing.assert_allclose(few.T @ few, a[:4].T @ a[:4], rtol=1e-10, atol=1e-10)

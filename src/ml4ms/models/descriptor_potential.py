@@ -36,7 +36,7 @@ from ..keys import FORCES, GROUP, STRESS
 from .base import AtomisticModel, calibration_scale
 from .feature_maps import FeatureMap
 from .linear_pair import LinearPairPotential
-from .observations import Observations
+from .observations import Observations, ReducedObservations
 from .solve import StreamingLeastSquares
 
 #: Descriptors a closed-form potential can be built on, by ``descriptor.type``.
@@ -357,18 +357,28 @@ class DescriptorPotential(AtomisticModel):
         held = None if held_out is None else self._observations(held_out, batch_size, progress, extra=True)
         rows_built = time.perf_counter()
 
-        def solve(obs: Observations, values: Mapping[str, Any], sigma_data: AtomsDataset):
+        # Rows sharing a sigma in every solve are folded once; each solve below then
+        # factorises a few (P+1)-row blocks instead of all observations.
+        def labels_of(images) -> np.ndarray:
+            return np.array([str(a.info.get(GROUP)) if group_sigmas else "" for a in images], dtype=str)
+
+        train_labels = labels_of(train.images)
+        reduced = observed.reduce(train_labels)
+        n_observations = len(observed.energy) + len(observed.forces) + len(observed.stress)
+        del observed
+
+        def solve(obs: ReducedObservations, values: Mapping[str, Any], sigma_data: AtomsDataset,
+                  labels: np.ndarray):
             sigmas = _structure_sigmas(sigma_data, values["energy_sigma"], values["force_sigma"],
                                        values["stress_sigma"], group_sigmas)
+            by_label = {label: sigmas[np.flatnonzero(labels == label)[0]] for label in np.unique(labels)}
             prior = np.zeros((self.n_parameters, self.n_parameters))
             if n_pair:
                 prior[:n_pair, :n_pair] = math.sqrt(pair_alpha) * np.eye(n_pair)
             prior[n_pair:, n_pair:] = self.prior_factor(values["alpha"])
             solver = StreamingLeastSquares(prior)
-            rows, targets = obs.weighted(sigmas)
-            block = solver.block_rows
-            for first in range(0, len(rows), block):
-                solver.add(rows[first:first + block], targets[first:first + block])
+            for rows, targets, count in obs.weighted(by_label):
+                solver.add(rows, targets, count=count)
             weights, factor = solver.solve()
             return weights, factor, solver.regularisation_added
 
@@ -378,23 +388,26 @@ class DescriptorPotential(AtomisticModel):
             grid = [dict(zip(names, combination)) for combination in itertools.product(*search.values())]
             for values in tqdm(grid, desc="hyper-parameter search", disable=not progress):
                 candidate = {**chosen, **values}
-                weights, _, _ = solve(observed, candidate, train)
+                weights, _, _ = solve(reduced, candidate, train, train_labels)
                 trials.append({**candidate, **held.errors(weights)})
             best = _best_trial(trials)
             chosen = {k: best[k] for k in chosen}
 
         scale = 1.0
         if held is not None:  # calibrate on structures the weights have not seen
-            weights, factor, _ = solve(observed, chosen, train)
+            weights, factor, _ = solve(reduced, chosen, train, train_labels)
             if len(held.energy):
                 solved = scipy.linalg.solve_triangular(factor.T, held.energy.T, lower=True)
                 variance = (solved**2).sum(0) + held.energy_extra_variance
                 errors = held.energy @ weights - held.energy_target
                 scale = calibration_scale(errors, variance)
             validation_errors = held.errors(weights)
-            observed = observed.merged(held)
+            n_observations += len(held.energy) + len(held.forces) + len(held.stress)
+            held_labels = labels_of(held_out.images)
+            reduced = reduced.merged(held.reduce(held_labels))
+            train_labels = np.concatenate([train_labels, held_labels])
             train = AtomsDataset(train.images + held_out.images, source=data.source)
-        solution, factor, added = solve(observed, chosen, train)
+        solution, factor, added = solve(reduced, chosen, train, train_labels)
         with torch.no_grad():
             if n_pair:
                 self.pair.weights.copy_(torch.as_tensor(solution[:n_pair]).reshape(self.pair.weights.shape))
@@ -404,7 +417,7 @@ class DescriptorPotential(AtomisticModel):
         self.fit_info = {
             "n_structures": len(data), "n_atoms": int(sum(len(a) for a in data)),
             "n_validation": 0 if held_out is None else len(held_out),
-            "n_observations": int(len(observed.energy) + len(observed.forces) + len(observed.stress)),
+            "n_observations": int(n_observations),
             "n_parameters": self.n_parameters, "chosen": chosen, "uncertainty_scale": scale,
             "seconds_setup": prepared - start_time, "seconds_rows": rows_built - prepared,
             "seconds_total": time.perf_counter() - start_time, "regularisation_added": added,

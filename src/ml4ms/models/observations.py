@@ -6,6 +6,11 @@ rows once lets a fit try many ``(energy_sigma, force_sigma, stress_sigma, alpha)
 combinations, and predict a validation set, by linear algebra alone
 (:meth:`DescriptorPotential.fit <ml4ms.models.descriptor_potential.DescriptorPotential.fit>`
 with ``search``).
+
+Within one quantity and one structure group every row carries the same sigma, so the
+rows of each such class can be folded once into a triangular factor
+(:meth:`Observations.reduce`): a weighted solve then factorises a few (P+1)-row blocks
+instead of all the observations, with the same result to rounding.
 """
 
 from __future__ import annotations
@@ -17,6 +22,10 @@ import torch
 
 from ..data.graph import AtomicGraph
 from ..keys import VOIGT_COLUMNS, VOIGT_ROWS
+from .solve import triangular_factor
+
+#: Quantities in the column order of the per-structure sigmas.
+KINDS = ("energy", "forces", "stress")
 
 
 @dataclass
@@ -112,6 +121,42 @@ class Observations:
         keep = np.concatenate([e_scale, f_scale, s_scale]) > 0
         return rows[keep], targets[keep]
 
+    def reduce(self, labels: np.ndarray | list[str]) -> ReducedObservations:
+        """Fold the rows of each (quantity, structure class) into a triangular factor.
+
+        Parameters
+        ----------
+        labels
+            (n_structures,) class of each structure (its group, or one label for all);
+            the rows of one class must share their sigmas in every later solve.
+
+        Returns
+        -------
+        ReducedObservations
+            Per class, ``R`` (at most (P+1, P+1)) of the augmented rows ``[A | y]``,
+            energies already divided by their number of atoms, not by any sigma.
+        """
+        labels = np.asarray(labels, dtype=str)
+        if labels.shape != (len(self.n_atoms),):
+            raise ValueError(f"labels must have one entry per structure ({len(self.n_atoms)}), got {labels.shape}")
+        factors: dict[tuple[str, str], np.ndarray] = {}
+        counts: dict[tuple[str, str], int] = {}
+        per_atom = 1.0 / self.n_atoms[self.energy_structure] if len(self.energy) else np.zeros(0)
+        parts = {"energy": (self.energy, self.energy_target, self.energy_structure, per_atom),
+                 "forces": (self.forces, self.forces_target, self.forces_structure, None),
+                 "stress": (self.stress, self.stress_target, self.stress_structure, None)}
+        for kind, (rows, targets, structure, scale) in parts.items():
+            if not len(rows):
+                continue
+            for label in np.unique(labels[structure]):
+                members = np.flatnonzero(labels[structure] == label)
+                augmented = np.hstack([rows[members], targets[members, None]])
+                if scale is not None:
+                    augmented *= scale[members, None]
+                factors[(kind, str(label))] = triangular_factor(augmented)
+                counts[(kind, str(label))] = len(members)
+        return ReducedObservations(factors, counts)
+
     def errors(self, weights: np.ndarray) -> dict[str, float]:
         """MAE of energies (meV/atom), forces (eV/Å) and stresses (eV/Å³) for ``weights``."""
         n = self.n_atoms[self.energy_structure]
@@ -140,3 +185,41 @@ class Observations:
             stress_structure=np.concatenate([self.stress_structure, other.stress_structure + offset]),
             n_atoms=np.concatenate([self.n_atoms, other.n_atoms]),
         )
+
+
+@dataclass
+class ReducedObservations:
+    """Observation rows folded per (quantity, structure class): see :meth:`Observations.reduce`.
+
+    Attributes
+    ----------
+    factors
+        ``(kind, label) -> R``, upper triangular with ``R^T R = [A | y]^T [A | y]`` over the
+        unweighted rows of that class (energies per atom).
+    counts
+        ``(kind, label) -> number of rows`` folded into each factor.
+    """
+
+    factors: dict[tuple[str, str], np.ndarray]
+    counts: dict[tuple[str, str], int]
+
+    def weighted(self, sigmas: dict[str, np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, int]]:
+        """``(rows, targets, n_rows)`` blocks to add to a least-squares solver.
+
+        ``sigmas`` maps each label to its (3,) sigmas of energy per atom, force component
+        and stress component; an infinite sigma leaves that quantity out.
+        """
+        blocks = []
+        for (kind, label), r in self.factors.items():
+            sigma = float(sigmas[label][KINDS.index(kind)])
+            if np.isfinite(sigma):
+                blocks.append((r[:, :-1] / sigma, r[:, -1] / sigma, self.counts[(kind, label)]))
+        return blocks
+
+    def merged(self, other: ReducedObservations) -> ReducedObservations:
+        """The factors of these rows and ``other``'s together."""
+        factors, counts = dict(self.factors), dict(self.counts)
+        for key, r in other.factors.items():
+            factors[key] = triangular_factor(np.vstack([factors[key], r])) if key in factors else r
+            counts[key] = counts.get(key, 0) + other.counts[key]
+        return ReducedObservations(factors, counts)

@@ -31,6 +31,24 @@ class IllConditionedError(Ml4msError, ValueError):
     """The least-squares system is singular even after the automatic regularisation."""
 
 
+def triangular_factor(rows: np.ndarray, *, block_rows: int | None = None) -> np.ndarray:
+    """Upper-triangular ``R`` (at most (n, n)) with ``R^T R = A^T A`` for ``A = rows`` (m, n).
+
+    Folded block by block (a tall-skinny QR), so the temporaries stay ``O(n² + block)``
+    whatever ``m``. Stacking the factors of several row sets and factorising again gives
+    the factor of all rows together, with each set scaled by any constant: that is how a
+    hyper-parameter search re-weights a fit without touching its rows again.
+    """
+    rows = np.asarray(rows, dtype=np.float64)
+    n = rows.shape[1]
+    block = int(block_rows or max(4 * n, 4096))
+    r = np.zeros((0, n))
+    for first in range(0, len(rows), block):
+        stacked = np.vstack([r, rows[first:first + block]])
+        r = scipy.linalg.qr(stacked, mode="r", overwrite_a=True, check_finite=False)[0][: min(len(stacked), n)]
+    return np.triu(r)
+
+
 class StreamingLeastSquares:
     """Accumulate weighted rows and solve the regularised least-squares problem.
 
@@ -65,8 +83,12 @@ class StreamingLeastSquares:
         self.regularisation_added = 0.0
         self.add(prior_factor, np.zeros(self.n_params), count=False)
 
-    def add(self, rows: np.ndarray, targets: np.ndarray, *, count: bool = True) -> None:
-        """Add weighted observation rows (n, P) and their weighted targets (n,)."""
+    def add(self, rows: np.ndarray, targets: np.ndarray, *, count: bool | int = True) -> None:
+        """Add weighted observation rows (n, P) and their weighted targets (n,).
+
+        ``count``: True counts the rows as observations, False not (a prior); an integer
+        is the number of observations they stand for (rows folded by
+        :func:`triangular_factor`)."""
         rows = np.asarray(rows, dtype=np.float64)
         targets = np.asarray(targets, dtype=np.float64)
         if rows.ndim != 2 or rows.shape[1] != self.n_params or targets.shape != (rows.shape[0],):
@@ -78,8 +100,10 @@ class StreamingLeastSquares:
             return
         self._buffer.append(np.hstack([rows, targets[:, None]]))
         self._buffered += len(rows)
-        if count:
+        if count is True:
             self.n_rows += len(rows)
+        elif count is not False:
+            self.n_rows += int(count)
         if self._buffered >= self.block_rows:
             self._flush()
 
