@@ -112,7 +112,7 @@ def test_the_config_is_json_and_rebuilds_the_model(methanol):
                                 activation="tanh", seed=3)
     config = json.loads(json.dumps(model.get_config()))
     assert config == {"descriptor": ACSF_SMALL, "hidden": [8, 4], "activation": "tanh", "seed": 3,
-                      "repulsion": None}
+                      "repulsion": None, "anchor_isolated_atom": False}
     rebuilt = type(model)(species=model.species, **config)
     np.testing.assert_array_equal(forward(rebuilt, [methanol])["energy"],
                                   forward(model, [methanol])["energy"])

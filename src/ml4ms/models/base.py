@@ -123,6 +123,27 @@ class AtomisticModel(nn.Module):
         if reference_energies:
             self.set_reference_energies(reference_energies)
 
+    # ------------------------------------------------------------------ lone atoms
+    def _register_isolated_anchor(self, anchor: bool) -> None:
+        """For networks that can pin a lone atom's energy to E0 (``anchor_isolated_atom``).
+
+        The choice is also kept as a persistent buffer, so that files written before the
+        option existed -- which all anchored -- load with the behaviour they were trained
+        with.
+        """
+        self.anchor_isolated_atom = bool(anchor)
+        self.register_buffer("isolated_anchor", torch.tensor(self.anchor_isolated_atom))
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:
+        anchored = "isolated_anchor" in self._buffers
+        if anchored and prefix + "isolated_anchor" not in state_dict:
+            state_dict[prefix + "isolated_anchor"] = torch.tensor(True)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+        if anchored:
+            self.anchor_isolated_atom = bool(self.isolated_anchor)
+
     # ------------------------------------------------------------------ contract
     def atomic_energies(self, graph: AtomicGraph) -> torch.Tensor:
         """Per-atom energies without the reference energies, shape (N,), eV.

@@ -4,15 +4,16 @@ The energy of a structure is a sum of atomic energies, each given by a small
 feed-forward network of the atom's element applied to its standardised descriptor::
 
     q̂_i = (q_i - mean[Z_i]) / std[Z_i]                       (dimensionless, (F,))
-    E_i = s * [NN_{Z_i}(q̂_i) - NN_{Z_i}(q̂_iso[Z_i])] + E0[Z_i]   (eV)
+    E_i = s * NN_{Z_i}(q̂_i) + E0[Z_i]                          (eV)
     E   = sum_i E_i                                             (eV)
 
 ``q_i`` is a per-atom descriptor (atom-centred symmetry functions by default, or SOAP),
 ``NN_Z`` one multilayer perceptron per element, ``s`` an energy scale (eV) set from
-the training data, and ``q̂_iso[Z]`` the descriptor of an isolated atom of element ``Z``.
-Subtracting the network's value there changes no energy difference (it is a constant per
-element, degenerate with E0) but makes a lone atom's energy exactly E0, the same
-convention as every other ml4ms potential. Forces and stress come from
+the training data, and E0 per-element offsets fitted by least squares to the training
+energies. With ``anchor_isolated_atom`` the network's value at the descriptor of an
+isolated atom, ``NN_Z(q̂_iso[Z])``, is subtracted, so that a lone atom's energy is
+exactly E0 -- the right constraint when E0 are isolated-atom energies, a harmful one
+when they are fitted to condensed structures. Forces and stress come from
 :class:`~ml4ms.models.base.AtomisticModel` by autograd through the descriptor.
 
 References
@@ -184,6 +185,10 @@ class AtomicNeuralNetwork(AtomisticModel):
         close contacts the training data never showed stay repulsive in hot MD; the network
         learns the rest. A dict ``{"type": "zbl", ...}`` passes options (e.g.
         ``"range": "covalent"``). None (default): no baseline.
+    anchor_isolated_atom
+        Subtract the network's value for an isolated atom, so that a lone atom's energy is
+        exactly E0. False (default) for E0 fitted to the training data; True for E0 set
+        to isolated-atom energies. Files written before this option load anchored.
 
     Attributes
     ----------
@@ -227,6 +232,7 @@ class AtomicNeuralNetwork(AtomisticModel):
         activation: str = "silu",
         seed: int = 0,
         repulsion: str | dict | None = None,
+        anchor_isolated_atom: bool = False,
     ) -> None:
         if species is None or len(species) == 0:
             raise ConfigError("an atomic neural network needs its species (the elements it models)")
@@ -252,6 +258,7 @@ class AtomicNeuralNetwork(AtomisticModel):
         self.activation = activation
         self.seed = int(seed)
         self.repulsion = build_repulsion(repulsion, self.species, self.cutoff)
+        self._register_isolated_anchor(anchor_isolated_atom)
         self.descriptor = described.to(torch.float64)
         self.n_features = described.get_number_of_features()
         n_species = len(self.species)
@@ -280,6 +287,7 @@ class AtomicNeuralNetwork(AtomisticModel):
             "activation": self.activation,
             "seed": self.seed,
             "repulsion": None if self.repulsion is None else self.repulsion.get_config(),
+            "anchor_isolated_atom": self.anchor_isolated_atom,
         }
 
     def extra_repr(self) -> str:
@@ -320,20 +328,23 @@ class AtomicNeuralNetwork(AtomisticModel):
     def atomic_energies(self, graph: AtomicGraph) -> torch.Tensor:
         """Per-atom energies without E0, shape (N,), eV."""
         x, channel = self.features(graph)
+        anchor = self.anchor_isolated_atom
         reference = (self.isolated_features.to(x.dtype) - self.feature_mean) / self.feature_std
         out = x.new_zeros(x.shape[0])
         for element in range(len(self.species)):
-            # the lone atom's row rides along, so a lone atom has exactly E0
             if len(self.species) == 1:
                 rows = None
-                inputs = torch.cat([x, reference])
+                inputs = x
             else:
                 rows = torch.nonzero(channel == element).reshape(-1)
                 if rows.numel() == 0:
                     continue
-                inputs = torch.cat([x.index_select(0, rows), reference[element:element + 1]])
+                inputs = x.index_select(0, rows)
+            if anchor:  # the lone atom's row rides along, so a lone atom has exactly E0
+                inputs = torch.cat([inputs, reference[element:element + 1]])
             y = self._network(inputs, element)
-            y = y[:-1] - y[-1]
+            if anchor:
+                y = y[:-1] - y[-1]
             out = y if rows is None else out.index_copy(0, rows, y)
         out = self.energy_scale.to(x.dtype) * out
         return out if self.repulsion is None else out + self.repulsion(graph).to(out.dtype)

@@ -67,7 +67,8 @@ class Committee(AtomisticModel):
         committee = cls(description, species=models[0].species)
         for target, source in zip(committee.members, models):
             target.load_state_dict(source.state_dict())
-        # The committee's E0 is the members' mean, so that a lone atom still has energy E0.
+        # The committee's E0 is the members' mean, so that a lone atom still has energy E0
+        # when the members pin it there.
         with torch.no_grad():
             committee.reference_energies.copy_(torch.stack(
                 [m.reference_energies.detach().cpu().to(torch.float64) for m in models]).mean(dim=0))
@@ -75,6 +76,11 @@ class Committee(AtomisticModel):
 
     def get_config(self) -> dict[str, Any]:
         return {"members": [{"class": type(m).__name__, "config": m.config} for m in self.members]}
+
+    @property
+    def anchor_isolated_atom(self) -> bool:
+        """Whether a lone atom has exactly E0: when every member pins it there."""
+        return all(getattr(m, "anchor_isolated_atom", True) for m in self.members)
 
     @property
     def config(self) -> dict[str, Any]:

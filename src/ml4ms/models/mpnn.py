@@ -159,12 +159,16 @@ class _Update(nn.Module):
 class EquivariantMPNN(AtomisticModel):
     """PaiNN-style equivariant message-passing potential.
 
-    Per-atom energies are ``E_i = scale * (y(s_i) - y(s_iso[Z_i])) + shift`` where ``y``
-    is the readout MLP of the final scalar features and ``s_iso[Z]`` are the final
-    features of an isolated atom of element ``Z``: an atom without neighbours has
-    energy exactly ``E0[Z] + shift`` (``shift`` is 0 unless set), so the reference
-    energies are isolated-atom energies. Forces and stresses come from autograd in
-    :class:`~ml4ms.models.base.AtomisticModel`.
+    Per-atom energies are ``E_i = scale * y(s_i) + shift + E0[Z_i]`` where ``y`` is the
+    readout MLP of the final scalar features; E0, fitted by least squares to the training
+    energies, is a per-element offset, and a lone atom's energy is whatever the network
+    gives. With ``anchor_isolated_atom`` the readout of an isolated atom's features is
+    subtracted, ``E_i = scale * (y(s_i) - y(s_iso[Z_i])) + shift + E0[Z_i]``, so that an
+    atom without neighbours has energy exactly ``E0 + shift``: right when E0 are
+    isolated-atom energies, wrong when they are fitted to condensed structures (the
+    network must then bring a lone atom back to the bulk energy, which drags the energies
+    of under-coordinated atoms, such as surface atoms, towards the bulk's). Forces and
+    stresses come from autograd in :class:`~ml4ms.models.base.AtomisticModel`.
 
     Parameters
     ----------
@@ -202,6 +206,10 @@ class EquivariantMPNN(AtomisticModel):
         close contacts the training data never showed stay repulsive in hot MD; the network
         learns the rest. A dict ``{"type": "zbl", ...}`` passes options (e.g.
         ``"range": "covalent"``). None (default): no baseline.
+    anchor_isolated_atom
+        Pin an isolated atom's energy to ``E0 + shift`` (see above). False (default) for
+        E0 fitted to the training data; True for E0 set to isolated-atom energies.
+        Model files written before this option load anchored, as they were trained.
 
     Attributes
     ----------
@@ -242,6 +250,7 @@ class EquivariantMPNN(AtomisticModel):
         atomic_energy_scale: float = 1.0,
         atomic_energy_shift: float = 0.0,
         repulsion: str | dict | None = None,
+        anchor_isolated_atom: bool = False,
     ) -> None:
         if species is None or len(species) == 0:
             raise ConfigError("EquivariantMPNN needs a non-empty list of species")
@@ -260,6 +269,7 @@ class EquivariantMPNN(AtomisticModel):
                 raise ConfigError(f"{name} must be a positive integer; got {value!r}")
         super().__init__(cutoff=cutoff, species=species)
         self.repulsion = build_repulsion(repulsion, self.species, self.cutoff)
+        self._register_isolated_anchor(anchor_isolated_atom)
         self.channels = int(channels)
         self.n_layers = int(n_layers)
         self.n_radial = int(n_radial)
@@ -328,6 +338,7 @@ class EquivariantMPNN(AtomisticModel):
             "atomic_energy_scale": float(self.atomic_energy_scale),
             "atomic_energy_shift": float(self.atomic_energy_shift),
             "repulsion": None if self.repulsion is None else self.repulsion.get_config(),
+            "anchor_isolated_atom": self.anchor_isolated_atom,
         }
 
     def initialize(self, data: AtomsDataset) -> None:
@@ -422,8 +433,10 @@ class EquivariantMPNN(AtomisticModel):
     def atomic_energies(self, graph: AtomicGraph) -> torch.Tensor:
         """Per-atom energies without E0, shape (N,), eV."""
         s, _ = self.features(graph)
-        channel = self.species_index[graph.numbers]
-        y = self.readout(s).squeeze(1) - self.readout(self._isolated_scalars()).squeeze(1)[channel]
+        y = self.readout(s).squeeze(1)
+        if self.anchor_isolated_atom:
+            channel = self.species_index[graph.numbers]
+            y = y - self.readout(self._isolated_scalars()).squeeze(1)[channel]
         scale = self.atomic_energy_scale.to(y.dtype)
         shift = self.atomic_energy_shift.to(y.dtype)
         out = scale * y + shift
