@@ -99,8 +99,8 @@ def table(results: dict) -> str:
         "`cost atoms`, neighbour list included.",
         "",
         "| El | model | E MAE | F MAE | GAP E / F | MTP E / F | E vs GAP | F vs GAP | fit (s) "
-        "| peak (MiB) | µs/atom/force call | cost atoms | within 1σ / 2σ | chosen |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| threads | peak (MiB) | µs/atom/force call | cost atoms | within 1σ / 2σ | chosen |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for element in ELEMENTS:
         for kind in MODELS:

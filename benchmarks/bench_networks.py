@@ -270,13 +270,16 @@ def write_results(store: dict) -> None:
                 lines.append(f"| {element} | {name} | {r['energy_mae']:.2f} | {r['forces_mae']:.4f} | {ref} | "
                              f"{r['train_minutes']:.0f} | {r.get('threads', 2)} | {r['epochs']} | "
                              f"{r['structures_per_s']:.1f} | {rss} |")
-        if part == "aspirin":
-            chosen = [f"{name}: σE {1000 * r['sigmas'][0]:g} meV/atom, σF {r['sigmas'][1]:g} eV/Å, validation "
-                      f"{r['best_validation']['energy_mae']:.2f} meV/atom, {r['best_validation']['forces_mae']:.4f} "
-                      "eV/Å" for name, r in results.items() if r.get("sigmas") and r.get("best_validation")]
-            if chosen:
-                lines += ["", "Loss weights of the ml4ms rows, and the validation MAE they reached (the default "
-                          "weights of the MPNN row were chosen on it): " + "; ".join(chosen) + "."]
+        chosen = [f"{label}{name}: σE {1000 * r['sigmas'][0]:g} meV/atom, σF {r['sigmas'][1]:g} eV/Å"
+                  + (f", lr {r['lr']:g}" if r.get("lr") else "")
+                  + f", validation {r['best_validation']['energy_mae']:.2f} meV/atom, "
+                  f"{r['best_validation']['forces_mae']:.4f} eV/Å"
+                  for label, models in rows for name, r in models.items()
+                  for label in [f"{label} " if part == "mlearn" else ""]
+                  if r.get("sigmas") and r.get("best_validation")]
+        if chosen:
+            lines += ["", "Loss weights of the ml4ms rows, and the validation MAE they reached (the default "
+                      "weights were chosen on it): " + "; ".join(chosen) + "."]
         lines.append("")
     write_section("Neural-network potentials: cost, training, accuracy", "\n".join(lines))
 
