@@ -252,14 +252,17 @@ def main() -> None:
     from _common import machine, pin_threads, write_section
 
     pin_threads(args.threads)
-    results = json.loads(STORE.read_text()) if STORE.exists() else {}
     parts = args.parts.split(",")
+    new: dict[str, dict] = {}
     if "md" in parts:
         only = None if args.families is None else [f.strip() for f in args.families.split(",")]
-        results["md"] = {**results.get("md", {}),
-                         **run_md_part(args.ps, [int(n) for n in args.sizes.split(",")], only)}
+        new["md"] = run_md_part(args.ps, [int(n) for n in args.sizes.split(",")], only)
     if "elastic" in parts:
-        results["elastic"] = {**results.get("elastic", {}), **run_elastic_part(args.elements.split(","))}
+        new["elastic"] = run_elastic_part(args.elements.split(","))
+    # read the store only now: runs of other families side by side may have written to it
+    results = json.loads(STORE.read_text()) if STORE.exists() else {}
+    for part, rows in new.items():
+        results[part] = {**results.get(part, {}), **rows}
     tmp = STORE.with_suffix(".tmp")
     tmp.write_text(json.dumps(results, indent=1, sort_keys=True))
     os.replace(tmp, STORE)

@@ -27,7 +27,8 @@ The checks and their oracles:
 - :func:`assert_batch_equals_singles`: one batched forward pass equals each structure alone.
 - :func:`assert_no_cross_structure_gradient`: dE_k/dR of other structures is exactly 0.
 - :func:`assert_smooth_at_cutoff`: no jump in E or F where an atom crosses the cutoff.
-- :func:`assert_isolated_atom_energy`: a lone atom has energy E0.
+- :func:`assert_isolated_atom_energy`: a lone atom feels no force and, unless it is a network
+  built with ``anchor_isolated_atom=False``, has energy E0.
 - :func:`assert_no_input_mutation`: the input Atoms is left as it was.
 - :func:`run_model_checks`: all of the above that apply.
 
@@ -1109,7 +1110,8 @@ def run_model_checks(
     and equivariance of forces and stress (``"invariance"``) and that a calculator call
     leaves the input alone (``"input_mutation"``). For an AtomisticModel, also: batch equals singles
     (``"batch"``), zero cross-structure gradient (``"cross_gradient"``, two or more
-    images), the isolated-atom energy E0 of every element present (``"isolated_atom"``)
+    images), a lone atom of every element present (``"isolated_atom"``: no force, energy E0
+    where the model promises it)
     and continuity at the cutoff for every element present (``"smooth_at_cutoff"``;
     skipping ``"smooth_forces"`` keeps the energy check and drops the force check).
 

@@ -1,7 +1,7 @@
 """The Behler-Parrinello atomic neural network is a proper, reproducible potential.
 
 Specifications: it passes the conformance checks of every ml4ms potential (forces and
-stress are derivatives of the energy, invariances, batching, a lone atom has E0,
+stress are derivatives of the energy, invariances, batching, a lone atom feels no force,
 continuity at the cutoff) with ACSF and with SOAP, on bulk metal and on a molecule of
 three elements; its weights depend only on its seed; it survives a file round trip
 with the statistics :meth:`initialize` fitted; those statistics are plain means and

@@ -1,7 +1,7 @@
 """The PaiNN-style equivariant message-passing network is a proper, reproducible potential.
 
 Specifications: it passes the conformance checks of every ml4ms potential (forces and
-stress are derivatives of the energy, invariances, batching, a lone atom has E0,
+stress are derivatives of the energy, invariances, batching, a lone atom feels no force,
 continuity of energy and forces at the cutoff) on bulk copper, on a cell much smaller
 than the cutoff and on molecules of three elements; its internal vector features rotate
 with the structure while its scalar features do not change; its weights depend only on
