@@ -26,9 +26,15 @@ def _observations(seed=0, n_structures=12, p=9):
 
 
 def _direct(obs, sigmas, prior):
+    """The reference: every row divided by its own sigma (energies also by their atom count)."""
+    e = 1 / (sigmas[obs.energy_structure, 0] * obs.n_atoms[obs.energy_structure])
+    f = 1 / sigmas[obs.forces_structure, 1]
+    s = 1 / sigmas[obs.stress_structure, 2]
+    rows = np.vstack([obs.energy * e[:, None], obs.forces * f[:, None], obs.stress * s[:, None]])
+    targets = np.concatenate([obs.energy_target * e, obs.forces_target * f, obs.stress_target * s])
+    keep = np.concatenate([e, f, s]) > 0
     solver = StreamingLeastSquares(prior)
-    rows, targets = obs.weighted(sigmas)
-    solver.add(rows, targets)
+    solver.add(rows[keep], targets[keep])
     return solver.solve()
 
 
@@ -59,7 +65,11 @@ def test_merging_folded_sets_equals_folding_the_merged_rows():
     per_label = {"x": np.array([0.002, 0.05, 0.1]), "y": np.array([0.02, 0.1, np.inf])}
     prior = np.eye(a.energy.shape[1])
     (merged, _), _ = _reduced(a.reduce(la).merged(b.reduce(lb)), per_label, prior)
-    (together, _), _ = _reduced(a.merged(b).reduce(np.concatenate([la, lb])), per_label, prior)
+    together = Observations(**{
+        key: np.concatenate([getattr(a, key), getattr(b, key) + (len(a.n_atoms) if key.endswith("_structure") else 0)])
+        for key in ("energy", "energy_target", "energy_structure", "energy_extra_variance", "forces", "forces_target",
+                    "forces_structure", "stress", "stress_target", "stress_structure", "n_atoms")})
+    (together, _), _ = _reduced(together.reduce(np.concatenate([la, lb])), per_label, prior)
     np.testing.assert_allclose(merged, together, rtol=1e-9, atol=1e-12)
 
 

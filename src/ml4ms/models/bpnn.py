@@ -329,7 +329,8 @@ class AtomicNeuralNetwork(AtomisticModel):
         """Per-atom energies without E0, shape (N,), eV."""
         x, channel = self.features(graph)
         anchor = self.anchor_isolated_atom
-        reference = (self.isolated_features.to(x.dtype) - self.feature_mean) / self.feature_std
+        if anchor:
+            reference = (self.isolated_features.to(x.dtype) - self.feature_mean) / self.feature_std
         out = x.new_zeros(x.shape[0])
         for element in range(len(self.species)):
             if len(self.species) == 1:

@@ -108,19 +108,6 @@ class Observations:
             n_atoms=cat(self.n_atoms).astype(np.int64),
         )
 
-    def weighted(self, sigmas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Rows and targets divided by their sigmas; ``sigmas`` (n_structures, 3) per structure
-        (energy per atom, force component, stress component; inf drops a quantity)."""
-        e_scale = 1.0 / (sigmas[self.energy_structure, 0] * self.n_atoms[self.energy_structure])
-        f_scale = 1.0 / sigmas[self.forces_structure, 1]
-        s_scale = 1.0 / sigmas[self.stress_structure, 2]
-        rows = np.vstack([self.energy * e_scale[:, None], self.forces * f_scale[:, None],
-                          self.stress * s_scale[:, None]])
-        targets = np.concatenate([self.energy_target * e_scale, self.forces_target * f_scale,
-                                  self.stress_target * s_scale])
-        keep = np.concatenate([e_scale, f_scale, s_scale]) > 0
-        return rows[keep], targets[keep]
-
     def reduce(self, labels: np.ndarray | list[str]) -> ReducedObservations:
         """Fold the rows of each (quantity, structure class) into a triangular factor.
 
@@ -168,23 +155,6 @@ class Observations:
         if len(self.stress):
             out["stress_mae"] = float(np.abs(self.stress @ weights - self.stress_target).mean())
         return out
-
-    def merged(self, other: Observations) -> Observations:
-        """These rows followed by ``other``'s (whose structures are renumbered after ours)."""
-        offset = len(self.n_atoms)
-        return Observations(
-            energy=np.vstack([self.energy, other.energy]),
-            energy_target=np.concatenate([self.energy_target, other.energy_target]),
-            energy_structure=np.concatenate([self.energy_structure, other.energy_structure + offset]),
-            energy_extra_variance=np.concatenate([self.energy_extra_variance, other.energy_extra_variance]),
-            forces=np.vstack([self.forces, other.forces]),
-            forces_target=np.concatenate([self.forces_target, other.forces_target]),
-            forces_structure=np.concatenate([self.forces_structure, other.forces_structure + offset]),
-            stress=np.vstack([self.stress, other.stress]),
-            stress_target=np.concatenate([self.stress_target, other.stress_target]),
-            stress_structure=np.concatenate([self.stress_structure, other.stress_structure + offset]),
-            n_atoms=np.concatenate([self.n_atoms, other.n_atoms]),
-        )
 
 
 @dataclass
